@@ -1,0 +1,1 @@
+"""Single-user side: jupyter_server extension (GPU stats, examples copying)."""

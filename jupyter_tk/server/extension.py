@@ -1,0 +1,33 @@
+"""The jupyter_server extension: creates the shared GPU sampler and examples sync."""
+
+from jupyter_server.extension.application import ExtensionApp
+
+from .examples import ExamplesSync
+from .gpu import GpuSampler
+from .handlers import setup_route_handlers
+
+
+class JupyterTkExtension(ExtensionApp):
+    """Serves GPU stats and examples copying under ``<base_url>/jupyter-tk/api``."""
+
+    name = "jupyter_tk"
+
+    def initialize_settings(self):
+        # One sampler and one sync per server process, shared by every request.
+        self.gpu_sampler = GpuSampler(parent=self, log=self.log)
+        self.examples_sync = ExamplesSync(parent=self, log=self.log)
+        self.settings.update(
+            jupyter_tk_gpu=self.gpu_sampler,
+            jupyter_tk_examples=self.examples_sync,
+        )
+
+    def initialize_handlers(self):
+        setup_route_handlers(self.serverapp.web_app)
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        await super()._start_jupyter_server_extension(serverapp)
+        self.gpu_sampler.attach_kernel_manager(serverapp.kernel_manager)
+        self.examples_sync.start_background_sync()
+
+    async def stop_extension(self):
+        await self.gpu_sampler.close()
