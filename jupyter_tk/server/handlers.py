@@ -1,7 +1,14 @@
 """REST handlers under ``<base_url>/jupyter-tk/api``: thin, logic lives in gpu.py and examples.py."""
 
+import contextlib
+import json
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+
+from .examples import ExamplesRequestError, ExamplesUnavailableError, read_request
 
 NAMESPACE = "jupyter-tk"
 AUTH_RESOURCE = "jupyter-tk"
@@ -9,10 +16,89 @@ AUTH_RESOURCE = "jupyter-tk"
 # GPU handlers (owned by gpu work) and examples handlers (owned by examples work) go below.
 
 
+class GpusHandler(APIHandler):
+    """GET the latest GPU snapshot (shared by all clients; never blocks on NVML)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        snapshot = await self.settings["jupyter_tk_gpu"].latest()
+        self.set_header("Content-Type", "application/json")
+        self.finish(snapshot.body)
+
+
+class GpuHistoryHandler(APIHandler):
+    """GET the recent per-device history of GPU utilization and memory."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.settings["jupyter_tk_gpu"].history_body())
+
+
+class ExamplesHandler(APIHandler):
+    """GET the examples for this image, each with its status, and the start-up sync's state."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish(json.dumps(await self.settings["jupyter_tk_examples"].list_async()))
+
+
+class ExamplesCopyHandler(APIHandler):
+    """POST {"ids": [...]} or {"all": true}: copy new examples, refresh unedited ones."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        examples = self.settings["jupyter_tk_examples"]
+        with examples_http_errors():
+            ids = read_request(self.request.body, allow_all=True)
+            self.finish(json.dumps(await examples.copy_async(ids)))
+
+
+class ExamplesResetHandler(APIHandler):
+    """POST {"ids": [...]}: restore originals, keeping each edited copy beside it."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        examples = self.settings["jupyter_tk_examples"]
+        with examples_http_errors():
+            ids = read_request(self.request.body, allow_all=False)
+            self.finish(json.dumps(await examples.reset_async(ids)))
+
+
+@contextlib.contextmanager
+def examples_http_errors():
+    """Bad requests -> 400, copying impossible right now -> 409; both with a JSON message."""
+    try:
+        yield
+    except ExamplesRequestError as error:
+        raise tornado.web.HTTPError(400, "%s", error) from None
+    except ExamplesUnavailableError as error:
+        raise tornado.web.HTTPError(409, "%s", error) from None
+
+
 def setup_route_handlers(web_app):
     base_url = web_app.settings["base_url"]
     routes = [
-        # (r"api/gpus", GpusHandler), ...
+        (r"api/gpus", GpusHandler),
+        (r"api/gpus/history", GpuHistoryHandler),
+        (r"api/examples", ExamplesHandler),
+        (r"api/examples/copy", ExamplesCopyHandler),
+        (r"api/examples/reset", ExamplesResetHandler),
     ]
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, NAMESPACE, path), handler) for path, handler in routes]

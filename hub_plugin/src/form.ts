@@ -1,0 +1,268 @@
+/**
+ * The live spawn form: reads the user's choice from the server-rendered controls, and writes
+ * an `Evaluation` back (disabled nodes and GPU kinds with reasons, bounds, summary, problems,
+ * freshness). Without JavaScript the server-rendered form stands as it is.
+ */
+import { evaluate, freshnessText, type Evaluation } from './evaluate.ts';
+import type { Choice, FormConfig, Snapshot } from './types.ts';
+import { formatBytes, formatCores, formatMemoryQuantity } from './units.ts';
+
+function field<T extends Element>(root: ParentNode, selector: string): T | null {
+  return root.querySelector<T>(selector);
+}
+
+export class SpawnForm {
+  readonly root: HTMLElement;
+  readonly config: FormConfig;
+  private snapshot: Snapshot | null = null;
+  private receivedAt = 0;
+  private error: string | null = null;
+  private lastPresetFilled = '';
+
+  constructor(root: HTMLElement, config: FormConfig) {
+    this.root = root;
+    this.config = config;
+    root.addEventListener('change', this.onInput);
+    root.addEventListener('input', this.onInput);
+    this.syncControls();
+  }
+
+  private radioValue(name: string): string {
+    return field<HTMLInputElement>(this.root, `input[name="${name}"]:checked`)?.value ?? '';
+  }
+
+  private value(name: string): string {
+    return field<HTMLInputElement | HTMLSelectElement>(this.root, `[name="${name}"]`)?.value ?? '';
+  }
+
+  readChoice(): Choice {
+    return {
+      profile: this.radioValue('profile') || this.config.customProfile,
+      image: this.radioValue('image'),
+      customImage: this.value('custom_image'),
+      node: this.value('node'),
+      cpu: this.value('cpu'),
+      memory: this.value('memory'),
+      gpuResource: this.value('gpu_resource'),
+      gpuCount: this.value('gpu_count')
+    };
+  }
+
+  setSnapshot(snapshot: Snapshot, receivedAt: number): void {
+    this.snapshot = snapshot;
+    this.receivedAt = receivedAt;
+    this.update();
+  }
+
+  /** The server answered 304: live data is current as of now; stale data keeps ageing. */
+  markUnchanged(receivedAt: number): void {
+    if (this.snapshot && !this.snapshot.stale) {
+      this.snapshot = { ...this.snapshot, age_seconds: 0 };
+      this.receivedAt = receivedAt;
+    }
+    this.updateFreshness();
+  }
+
+  setError(message: string | null): void {
+    this.error = message;
+    this.updateFreshness();
+  }
+
+  updateFreshness(now = Date.now()): void {
+    const element = field<HTMLElement>(this.root, '[data-tk-freshness]');
+    if (!element || !this.snapshot) {
+      return;
+    }
+    const age = this.snapshot.age_seconds + Math.max(0, now - this.receivedAt) / 1000;
+    setText(element, freshnessText(age, this.snapshot.stale, this.error));
+    element.classList.toggle('jp-tk-is-stale', this.snapshot.stale || this.error !== null);
+  }
+
+  private onInput = (event: Event): void => {
+    const target = event.target as HTMLInputElement | null;
+    if (target?.name === 'gpu_resource') {
+      const count = field<HTMLInputElement>(this.root, '[name="gpu_count"]');
+      if (count && target.value && (count.value === '' || count.value === '0')) {
+        count.value = '1';
+      } else if (count && !target.value) {
+        count.value = '0';
+      }
+    }
+    this.syncControls();
+    this.update();
+  };
+
+  /** Enable what the choice uses: the custom size with "Custom", the image field with
+   *  "Custom image"; a preset's values are copied into the custom size as a starting point. */
+  private syncControls(): void {
+    const choice = this.readChoice();
+    const custom = field<HTMLFieldSetElement>(this.root, '[data-tk-custom]');
+    const preset = this.config.presets.find(p => p.slug === choice.profile);
+    if (custom) {
+      custom.disabled = Boolean(preset);
+    }
+    if (preset && preset.slug !== this.lastPresetFilled) {
+      this.lastPresetFilled = preset.slug;
+      this.setValue('cpu', formatCores(preset.cpu));
+      this.setValue('memory', formatMemoryQuantity(preset.memory));
+      this.setValue('gpu_resource', preset.gpu?.resource ?? '');
+      this.setValue('gpu_count', String(preset.gpu?.count ?? 0));
+    } else if (!preset) {
+      this.lastPresetFilled = '';
+    }
+    const customImage = field<HTMLInputElement>(this.root, '[name="custom_image"]');
+    if (customImage) {
+      customImage.required = choice.image === '' && this.hasCustomImageChoice();
+    }
+  }
+
+  private hasCustomImageChoice(): boolean {
+    return field(this.root, 'input[name="image"][value=""]') !== null;
+  }
+
+  private setValue(name: string, value: string): void {
+    const element = field<HTMLInputElement | HTMLSelectElement>(this.root, `[name="${name}"]`);
+    if (element && element.value !== value) {
+      element.value = value;
+    }
+  }
+
+  update(): Evaluation | null {
+    if (!this.snapshot) {
+      return null;
+    }
+    const choice = this.readChoice();
+    const result = evaluate(this.config, this.snapshot, choice);
+    this.renderNodes(result, choice.node);
+    this.renderGpuKinds(result, choice.gpuResource);
+    this.renderPresets(result);
+    this.renderBounds(result);
+    setText(field<HTMLElement>(this.root, '[data-tk-summary]'), result.summary);
+    this.renderProblems(result.problems);
+    this.updateFreshness();
+    return result;
+  }
+
+  private renderNodes(result: Evaluation, selected: string): void {
+    const select = field<HTMLSelectElement>(this.root, '[data-tk-node]');
+    if (!select) {
+      return;
+    }
+    const rows = result.nodes.map(row => ({
+      ...row,
+      text: row.reason ? `${row.label} — cannot fit: ${row.reason}` : row.label
+    }));
+    if (selected && !rows.some(row => row.name === selected)) {
+      rows.push({
+        name: selected,
+        label: selected,
+        reason: 'no longer in the cluster',
+        disabled: false,
+        text: `${selected} — no longer in the cluster`
+      });
+    }
+    const options = Array.from(select.options).slice(1); // [0] is "Any node that fits"
+    const sameNodes =
+      options.length === rows.length && options.every((option, i) => option.value === rows[i].name);
+    if (!sameNodes) {
+      const fragment = document.createDocumentFragment();
+      for (const row of rows) {
+        fragment.appendChild(new Option(row.text, row.name, false, row.name === selected));
+      }
+      options.forEach(option => option.remove());
+      select.appendChild(fragment);
+    }
+    const current = Array.from(select.options).slice(1);
+    rows.forEach((row, i) => {
+      const option = current[i];
+      if (option.text !== row.text) {
+        option.text = row.text;
+      }
+      option.disabled = row.disabled;
+      option.dataset.reason = row.reason ?? '';
+    });
+    select.value = selected;
+  }
+
+  private renderGpuKinds(result: Evaluation, selected: string): void {
+    const select = field<HTMLSelectElement>(this.root, '[data-tk-gpu-kind]');
+    if (!select) {
+      return;
+    }
+    const options = Array.from(select.options).slice(1); // [0] is "No GPU"
+    const same =
+      options.length === result.gpuKinds.length &&
+      options.every((option, i) => option.value === result.gpuKinds[i].resource);
+    if (!same) {
+      options.forEach(option => option.remove());
+      for (const kind of result.gpuKinds) {
+        select.appendChild(new Option(kind.label, kind.resource));
+      }
+    }
+    const current = Array.from(select.options).slice(1);
+    result.gpuKinds.forEach((kind, i) => {
+      if (current[i].text !== kind.label) {
+        current[i].text = kind.label;
+      }
+      current[i].disabled = kind.disabled;
+    });
+    if (Array.from(select.options).some(option => option.value === selected)) {
+      select.value = selected;
+    }
+  }
+
+  private renderPresets(result: Evaluation): void {
+    for (const card of Array.from(this.root.querySelectorAll<HTMLElement>('[data-tk-preset]'))) {
+      const slug = card.dataset.tkPreset ?? '';
+      const reason = result.presetReasons[slug] ?? '';
+      card.classList.toggle('jp-tk-is-unfit', Boolean(reason));
+      setText(field<HTMLElement>(card, '[data-tk-reason]'), reason);
+    }
+  }
+
+  private renderBounds(result: Evaluation): void {
+    const { bounds } = result;
+    const { minimum } = this.config;
+    const cpu = field<HTMLInputElement>(this.root, '[name="cpu"]');
+    cpu?.setAttribute('max', formatCores(bounds.cpu));
+    const count = field<HTMLInputElement>(this.root, '[name="gpu_count"]');
+    count?.setAttribute('max', String(bounds.gpus));
+    setText(
+      field<HTMLElement>(this.root, '[data-tk-bound="cpu"]'),
+      `${formatCores(minimum.cpu)} to ${formatCores(bounds.cpu)}`
+    );
+    setText(
+      field<HTMLElement>(this.root, '[data-tk-bound="memory"]'),
+      `e.g. 8Gi or 512Mi; ${formatBytes(minimum.memory)} to ${formatBytes(bounds.memory)}`
+    );
+    setText(
+      field<HTMLElement>(this.root, '[data-tk-bound="gpus"]'),
+      `0 to ${bounds.gpus}` + (this.config.caps.gpus === 0 ? ' (your group may not use GPUs)' : '')
+    );
+  }
+
+  private renderProblems(problems: string[]): void {
+    const element = field<HTMLElement>(this.root, '[data-tk-problems]');
+    if (!element) {
+      return;
+    }
+    const text = problems.join('\n');
+    if (element.dataset.text === text) {
+      return; // unchanged: do not make screen readers repeat it
+    }
+    element.dataset.text = text;
+    element.replaceChildren(
+      ...problems.map(problem => {
+        const p = document.createElement('p');
+        p.textContent = problem;
+        return p;
+      })
+    );
+  }
+}
+
+function setText(element: HTMLElement | null, text: string): void {
+  if (element && element.textContent !== text) {
+    element.textContent = text;
+  }
+}

@@ -1,0 +1,352 @@
+"""What the spawn form shows, computed on the server: the view model handed to the templates.
+
+Pure: from the user's policy rule, the catalog state, the inventory snapshot and the options
+of their last spawn, it works out the choices, which of them are selected, which cannot fit
+right now and why, the bounds of the controls and the summary line. With JavaScript off this
+is the whole form; with it on, ``hub_plugin`` recomputes the same from live data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .inventory.model import parse_quantity
+from .placement import GpuKind, ResourceRequest, gpu_kinds, node_unfit_reason, why_nothing_fits
+from .policy_document import CUSTOM_PROFILE, PolicyRule
+from .units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
+from .validation import SpawnLimits, ValidationContext
+
+__all__ = ["build_form_view", "describe_request", "node_label"]
+
+
+def node_label(node: Mapping) -> str:
+    """``gpu-a — 12 CPU · 40 GiB free · 2/4 NVIDIA-A100 · 80 GiB`` (+ state when not usable)."""
+    free = node.get("free") or {}
+    parts = [
+        f"{format_cores(float(free.get('cpu', 0)))} CPU",
+        f"{format_bytes(int(free.get('memory', 0)))} free",
+    ]
+    for gpu in node.get("gpus") or ():
+        parts.append(f"{gpu.get('free', 0)}/{gpu.get('count', 0)} {format_gpu_kind(gpu)}")
+    label = f"{node['name']} — {' · '.join(parts)}"
+    if not node.get("ready"):
+        label += " (NotReady)"
+    elif node.get("unschedulable") or not node.get("schedulable", True):
+        label += " (cordoned)"
+    return label
+
+
+def describe_request(request: ResourceRequest, node: str | None, image: str | None) -> str:
+    """The summary line: what will be requested, where, with which image."""
+    text = f"{format_cores(request.cpu)} CPU, {format_bytes(request.memory)} memory"
+    if request.wants_gpu:
+        text += f", {request.gpu_count} {request.gpu_resource}"
+    else:
+        text += ", no GPU"
+    where = f"on {node}" if node else "on any node that fits"
+    what = f" with {image}" if image else ""
+    return f"Will request {text} {where}{what}."
+
+
+def _preset_request(preset: Any) -> ResourceRequest:
+    return ResourceRequest(preset.cpu, preset.memory, preset.gpu_resource, preset.gpu_count)
+
+
+def _float_or(value: Any, fallback: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return fallback
+    return number if math.isfinite(number) and number > 0 else fallback
+
+
+def _memory_or(value: Any, fallback: int) -> int:
+    try:
+        amount = parse_quantity(value)
+    except ValueError:
+        return fallback
+    return int(amount) if amount.is_finite() and amount > 0 else fallback
+
+
+class _Selection:
+    """The choices to pre-select: the last spawn's options where they still make sense."""
+
+    def __init__(self, last: Mapping, rule: PolicyRule, catalog: Any, limits: SpawnLimits):
+        profile = last.get("profile")
+        valid_profile = profile == CUSTOM_PROFILE or (
+            isinstance(profile, str) and rule.preset(profile) is not None
+        )
+        default_profile = rule.presets[0].slug if rule.presets else CUSTOM_PROFILE
+        self.profile = profile if valid_profile else default_profile
+
+        image = last.get("image") if isinstance(last.get("image"), str) else ""
+        listed = catalog.image(image) if image else None
+        allowed = [i for i in catalog.images if rule.allows_image(i.name)]
+        if listed is not None and rule.allows_image(listed.name):
+            self.image, self.custom_image = listed.name, ""
+        elif image and rule.custom_images.allowed:
+            self.image, self.custom_image = "", image
+        else:
+            default = next((i for i in allowed if i.default), None) or (allowed or [None])[0]
+            self.image = default.name if default else ""
+            self.custom_image = ""
+
+        self.node = last.get("node") if isinstance(last.get("node"), str) else ""
+        self.cpu = _float_or(last.get("cpu"), limits.default_cpu)
+        self.memory = _memory_or(last.get("memory"), limits.default_memory)
+        gpu = last.get("gpu") if isinstance(last.get("gpu"), Mapping) else {}
+        self.gpu_resource = gpu.get("resource") if isinstance(gpu.get("resource"), str) else ""
+        count = gpu.get("count")
+        self.gpu_count = count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+    def request(self, rule: PolicyRule) -> ResourceRequest:
+        preset = rule.preset(self.profile) if self.profile != CUSTOM_PROFILE else None
+        if preset is not None:
+            return _preset_request(preset)
+        resource = self.gpu_resource if self.gpu_count else None
+        return ResourceRequest(self.cpu, self.memory, resource, self.gpu_count if resource else 0)
+
+
+def build_form_view(
+    *,
+    context: ValidationContext,
+    last_options: Mapping | None,
+    resources_url: str,
+    refresh_seconds: float,
+    notices: Sequence[str] = (),
+) -> dict:
+    """The template namespace of ``tk_spawn/form.html``."""
+    rule, catalog, snapshot, limits = (
+        context.rule,
+        context.catalog,
+        context.snapshot,
+        context.limits,
+    )
+    chosen = _Selection(last_options or {}, rule, catalog, limits)
+    nodes = context.usable_nodes()
+    if chosen.node and not any(n["name"] == chosen.node for n in nodes):
+        chosen.node = ""
+    request = chosen.request(rule)
+    ratio = limits.guarantee_ratio
+
+    def unfit(node: Mapping, req: ResourceRequest) -> str | None:
+        return node_unfit_reason(
+            node, req, ratio=ratio, tolerations=context.tolerations(req.wants_gpu)
+        )
+
+    node_rows = []
+    for node in nodes:
+        reason = unfit(node, request)
+        node_rows.append(
+            {
+                "name": node["name"],
+                "label": node_label(node),
+                "reason": reason,
+                "selected": node["name"] == chosen.node,
+                # A selected node stays enabled: a disabled option would not be submitted and
+                # the choice would silently become "any node".
+                "disabled": reason is not None and node["name"] != chosen.node,
+            }
+        )
+    selected_node = next((n for n in nodes if n["name"] == chosen.node), None)
+    candidates = [selected_node] if selected_node else nodes
+    any_fits = any(unfit(n, request) is None for n in nodes)
+    nothing_fits = (
+        ""
+        if any_fits
+        else why_nothing_fits(
+            nodes, request, ratio=ratio, tolerations=context.tolerations(request.wants_gpu)
+        )
+    )
+
+    presets = []
+    for preset in rule.presets:
+        preset_request = _preset_request(preset)
+        fits = any(unfit(n, preset_request) is None for n in candidates)
+        presets.append(
+            {
+                "slug": preset.slug,
+                "display_name": preset.display_name,
+                "description": preset.description,
+                "summary": _preset_summary(preset),
+                "checked": preset.slug == chosen.profile,
+                "reason": None
+                if fits
+                else "does not fit the chosen node right now"
+                if selected_node
+                else "no node has room right now",
+            }
+        )
+
+    ready = [n for n in candidates if n.get("ready") and n.get("schedulable", True)]
+    kinds = gpu_kinds(ready)
+    all_kinds = gpu_kinds(n for n in nodes if n.get("ready") and n.get("schedulable", True))
+    kind_rows = _gpu_kind_rows(all_kinds, kinds, chosen.gpu_resource, chosen.node)
+    bounds = _bounds(rule, ready, ratio, limits, chosen.gpu_resource, kinds)
+
+    images = [
+        {
+            "name": image.name,
+            "display_name": image.display_name,
+            "description": image.description,
+            "gpu_required": image.gpu_required,
+            "checked": image.name == chosen.image,
+        }
+        for image in catalog.images
+        if rule.allows_image(image.name)
+    ]
+    chosen_image = next((i for i in images if i["checked"]), None)
+    image_text = chosen_image["display_name"] if chosen_image else chosen.custom_image
+    age = snapshot.get("age_seconds") or 0.0
+    return {
+        "presets": presets,
+        "profile": chosen.profile,
+        "custom_profile": CUSTOM_PROFILE,
+        "images": images,
+        "custom_images": {
+            "allowed": rule.custom_images.allowed,
+            "registries": list(rule.custom_images.registries),
+            "value": chosen.custom_image,
+            "checked": bool(chosen.custom_image) or (not images and rule.custom_images.allowed),
+        },
+        "nodes": node_rows,
+        "node_any_selected": not chosen.node,
+        "nothing_fits": nothing_fits,
+        "cpu": {
+            "value": format_cores(chosen.cpu),
+            "min": format_cores(limits.min_cpu),
+            "max": format_cores(bounds["cpu"]),
+        },
+        "memory": {
+            "value": format_memory_quantity(chosen.memory),
+            "min_text": format_bytes(limits.min_memory),
+            "max_text": format_bytes(bounds["memory"]),
+        },
+        "gpu_kinds": kind_rows,
+        "gpu_count": {"value": chosen.gpu_count, "max": bounds["gpus"]},
+        "caps": {
+            "cpu": format_cores(rule.max.cpu),
+            "memory": format_bytes(rule.max.memory),
+            "gpus": rule.max.gpus,
+        },
+        "summary": describe_request(request, chosen.node or None, image_text),
+        "catalog": {
+            "error": catalog.error,
+            "stale": catalog.stale,
+            "empty": not catalog.images,
+        },
+        "data": {
+            "stale": bool(snapshot.get("stale")),
+            "age_text": _age_text(age),
+            "as_of": snapshot.get("as_of", time.time() - age),
+            "source": snapshot.get("source", ""),
+        },
+        "notices": list(notices),
+        "resources_url": resources_url,
+        "config": _front_end_config(context, resources_url, refresh_seconds),
+    }
+
+
+def _preset_summary(preset: Any) -> str:
+    text = f"{format_cores(preset.cpu)} CPU · {format_bytes(preset.memory)}"
+    if preset.gpu_resource and preset.gpu_count:
+        text += f" · {preset.gpu_count} {preset.gpu_resource}"
+    return text
+
+
+def _gpu_kind_rows(
+    every: Sequence[GpuKind], on_candidates: Sequence[GpuKind], selected: str, node: str
+) -> list[dict]:
+    """Every GPU kind of the nodes the user may use; with a node chosen, those not on it are
+    disabled and the others count only that node's free GPUs."""
+    here = {kind.resource: kind for kind in on_candidates}
+    rows = []
+    for kind in every:
+        shown = here.get(kind.resource, kind)
+        absent = bool(node) and kind.resource not in here
+        rows.append(
+            {
+                "resource": kind.resource,
+                "label": shown.label + (f" — not on {node}" if absent else ""),
+                "selected": kind.resource == selected,
+                "disabled": absent and kind.resource != selected,
+            }
+        )
+    return rows
+
+
+def _bounds(
+    rule: PolicyRule,
+    ready: Sequence[Mapping],
+    ratio: float,
+    limits: SpawnLimits,
+    gpu_resource: str,
+    kinds: Sequence[GpuKind],
+) -> dict:
+    """Largest CPU / memory / GPU count worth offering: the cap, or the most any node has."""
+    best_cpu = max((float((n.get("free") or {}).get("cpu", 0)) for n in ready), default=0.0)
+    best_memory = max((int((n.get("free") or {}).get("memory", 0)) for n in ready), default=0)
+    # Limits are what the user types; the node must hold `ratio` of them.
+    cpu = min(rule.max.cpu, math.floor(best_cpu / ratio * 1000) / 1000)
+    memory = min(rule.max.memory, int(best_memory / ratio))
+    kind = next((k for k in kinds if k.resource == gpu_resource), None)
+    most_gpus = (
+        kind.max_free_on_one_node
+        if kind
+        else max((k.max_free_on_one_node for k in kinds), default=0)
+    )
+    return {
+        "cpu": max(cpu, limits.min_cpu),
+        "memory": max(memory, limits.min_memory),
+        "gpus": min(rule.max.gpus, most_gpus),
+    }
+
+
+def _age_text(age: float) -> str:
+    if age < 1:
+        return "just now"
+    if age < 120:
+        return f"{int(age)} s ago"
+    return f"{int(age // 60)} min ago"
+
+
+def _front_end_config(context: ValidationContext, resources_url: str, refresh: float) -> dict:
+    """What ``hub_plugin`` needs to recompute the form from live data (no secrets in here)."""
+    rule, limits = context.rule, context.limits
+    return {
+        "resourcesUrl": resources_url,
+        "refreshSeconds": refresh,
+        "guaranteeRatio": limits.guarantee_ratio,
+        "tolerations": {
+            "cpu": list(context.tolerations(False)),
+            "gpu": list(context.tolerations(True)),
+        },
+        "caps": {"cpu": rule.max.cpu, "memory": rule.max.memory, "gpus": rule.max.gpus},
+        "minimum": {"cpu": limits.min_cpu, "memory": limits.min_memory},
+        "nodeGlobs": list(rule.nodes),
+        "customProfile": CUSTOM_PROFILE,
+        "presets": [
+            {
+                "slug": p.slug,
+                "displayName": p.display_name,
+                "cpu": p.cpu,
+                "memory": p.memory,
+                "gpu": {"resource": p.gpu_resource, "count": p.gpu_count}
+                if p.gpu_resource and p.gpu_count
+                else None,
+            }
+            for p in rule.presets
+        ],
+        "images": [
+            {"name": i.name, "displayName": i.display_name, "gpuRequired": i.gpu_required}
+            for i in context.catalog.images
+            if rule.allows_image(i.name)
+        ],
+        "customImages": {
+            "allowed": rule.custom_images.allowed,
+            "registries": list(rule.custom_images.registries),
+        },
+    }

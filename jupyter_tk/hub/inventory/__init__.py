@@ -1,0 +1,178 @@
+"""What the cluster (or this machine) can run right now, as one cache per hub process.
+
+Every page view reads the cache; nothing here calls the cluster per request. Subclasses
+(`KubernetesInventory`, `LocalInventory`) keep their own state up to date and tell the base class
+when it changed (`_data_changed`) and whether their source is reachable (`_source_live` /
+`_source_lost`); the base class turns that into the `/hub/api/tk/resources` JSON, memoized per
+version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, TypeVar
+
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
+
+__all__ = ["Inventory", "get_inventory"]
+
+
+class Inventory(LoggingConfigurable):
+    """Base class: the snapshot contract, freshness and memoization shared by every source."""
+
+    #: ``"kubernetes"`` or ``"local"``; set by each subclass.
+    source: str = ""
+
+    stale_after_seconds = Float(
+        10.0,
+        config=True,
+        help="""Seconds the source may stay unreachable before the snapshot is marked stale.
+
+        While the source is down the last snapshot is still served, with `age_seconds` counting
+        from the moment it was lost; once that age reaches this many seconds `stale` turns true.
+        Short reconnects (a watch timing out and reconnecting) stay below it. Example: 10.
+        """,
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._data_version = 0
+        self._live = False
+        self._synced_once = False
+        self._lost_since = time.time()
+        self._synced_event = asyncio.Event()
+        self._memo_version = -1
+        self._memo_nodes: list[dict] = []
+        self._memo_nodes_json = b"[]"
+
+    # -- implemented by subclasses -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start keeping the cache up to date (returns once started, not once synced)."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop every background task; the last snapshot stays readable."""
+        raise NotImplementedError
+
+    def _collect_nodes(self) -> list[dict]:
+        """Return the NODE list of the contract from the current cache (called once per version)."""
+        raise NotImplementedError
+
+    # -- called by subclasses ------------------------------------------------------------------
+
+    def _data_changed(self) -> None:
+        """Record that the cached data changed, so the next snapshot is rebuilt."""
+        self._data_version += 1
+
+    def _source_live(self) -> None:
+        """Record that the cache is in sync with its source right now."""
+        if not self._live:
+            self._live = True
+            self._synced_once = True
+            self._synced_event.set()
+            self._data_changed()
+
+    def _source_lost(self, since: float | None = None) -> None:
+        """Record that the source became unreachable; the cache ages from `since` (wall-clock
+        time it last answered; default now)."""
+        if self._live:
+            self._live = False
+            self._lost_since = time.time() if since is None else since
+
+    # -- read side -----------------------------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """True before the first sync, and once the source has been lost for too long."""
+        if self._live:
+            return False
+        if not self._synced_once:
+            return True
+        return time.time() - self._lost_since >= self.stale_after_seconds
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever the snapshot (other than its timestamps) changes."""
+        # `stale` flips with the passage of time, not with an event, so it is folded in here.
+        return self._data_version * 2 + int(self.stale)
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        """Wait until the first sync with the source; False if `timeout` seconds pass first."""
+        try:
+            await asyncio.wait_for(self._synced_event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _nodes(self) -> list[dict]:
+        if self._memo_version != self._data_version:
+            self._memo_nodes = self._collect_nodes()
+            self._memo_nodes_json = json.dumps(self._memo_nodes, separators=(",", ":")).encode()
+            self._memo_version = self._data_version
+        return self._memo_nodes
+
+    def _header(self) -> dict:
+        now = time.time()
+        age = 0.0 if self._live else max(0.0, now - self._lost_since)
+        return {
+            "source": self.source,
+            "generated_at": now,
+            "age_seconds": round(age, 3),
+            "stale": self.stale,
+            # When the data was last known current, so a client can age a cached copy itself.
+            "as_of": now - age,
+        }
+
+    def snapshot(self) -> dict:
+        """The `/hub/api/tk/resources` JSON as a dict. The `nodes` list is shared: do not mutate."""
+        nodes = self._nodes()
+        return {**self._header(), "nodes": nodes}
+
+    def snapshot_json(self) -> bytes:
+        """`snapshot()` encoded as JSON; the node list is encoded once per version."""
+        self._nodes()
+        header = json.dumps(self._header(), separators=(",", ":")).encode()
+        return header[:-1] + b',"nodes":' + self._memo_nodes_json + b"}"
+
+
+InventoryT = TypeVar("InventoryT", bound=Inventory)
+
+# One instance per class per process: the spawner form and the REST endpoint share one cache.
+_instances: dict[type, Inventory] = {}
+_start_tasks: dict[type, asyncio.Task] = {}
+
+
+def get_inventory(cls: type[InventoryT], *, config: Any = None, log: Any = None) -> InventoryT:
+    """Return the process-wide instance of `cls`, creating it with `config` on first call.
+
+    The instance is started as a task on the running event loop as soon as one is running (the
+    first call from outside a loop creates it; a later call from inside a loop starts it).
+    """
+    inventory = _instances.get(cls)
+    if inventory is None:
+        kwargs: dict[str, Any] = {}
+        if config is not None:
+            kwargs["config"] = config
+        if log is not None:
+            kwargs["log"] = log
+        inventory = _instances[cls] = cls(**kwargs)
+    if cls not in _start_tasks:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            _start_tasks[cls] = loop.create_task(_start_logged(inventory))
+    return inventory  # type: ignore[return-value]
+
+
+async def _start_logged(inventory: Inventory) -> None:
+    # A failing start must never take the hub down: log it; requests see a stale, empty snapshot.
+    try:
+        await inventory.start()
+    except Exception:
+        inventory.log.exception("Could not start %s", type(inventory).__name__)

@@ -1,0 +1,366 @@
+"""`KubernetesInventory`: per-node free CPU, memory and GPUs from one watch of nodes and pods.
+
+Two list+watch loops (`listwatch.ListWatch`) feed small stores: per node its allocatable
+resources, readiness, cordon, taints and GPU labels; per pod only its node and its request
+totals. Per-node request sums are kept up to date on every pod event, so a snapshot costs
+O(nodes) and is memoized until the next change. Needs RBAC to list/watch nodes and pods in all
+namespaces (see `share/kubernetes/rbac.yaml`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from traitlets import Float, Int, List, Unicode, default
+
+from . import Inventory
+from .gpus import GPU_LABEL_PREFIXES, describe_gpus
+from .listwatch import ListWatch, ListWatchTiming
+from .model import add_into, from_storage, parse_quantity, pod_storage_requests, to_storage
+
+__all__ = ["KubernetesInventory", "NodeState"]
+
+# What the API server keeps out of the pod watch: finished pods hold no resources.
+ACTIVE_PODS_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """The few fields of a Node object the inventory needs (amounts in storage units)."""
+
+    name: str
+    ready: bool
+    unschedulable: bool
+    allocatable: dict[str, int]
+    taints: tuple[tuple[str, str | None, str], ...]
+    gpu_labels: dict[str, str]
+
+
+def node_state(node: dict) -> NodeState:
+    """Reduce a Node API object to a `NodeState`."""
+    metadata = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    allocatable = {}
+    for resource, value in (status.get("allocatable") or {}).items():
+        try:
+            allocatable[sys.intern(resource)] = to_storage(resource, parse_quantity(value))
+        except ValueError:
+            continue  # an unparsable amount is not something anyone can request either
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+    )
+    taints = tuple(
+        (t.get("key") or "", t.get("value"), t.get("effect") or "")
+        for t in spec.get("taints") or ()
+    )
+    labels = metadata.get("labels") or {}
+    gpu_labels = {k: v for k, v in labels.items() if k.startswith(GPU_LABEL_PREFIXES)}
+    return NodeState(
+        name=sys.intern(metadata.get("name") or ""),
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable")),
+        allocatable=allocatable,
+        taints=taints,
+        gpu_labels=gpu_labels,
+    )
+
+
+class KubernetesInventory(Inventory):
+    """Live per-node availability of a Kubernetes cluster, from a shared watch."""
+
+    source = "kubernetes"
+
+    kubeconfig = Unicode(
+        config=True,
+        help="""Path of the kubeconfig file to use (default: $KUBECONFIG).
+
+        Empty: the in-cluster service account when running in a pod, else ~/.kube/config.
+        Example: "/etc/jupyterhub/kubeconfig".
+        """,
+    )
+
+    @default("kubeconfig")
+    def _default_kubeconfig(self) -> str:
+        return os.environ.get("KUBECONFIG", "")
+
+    kube_context = Unicode(
+        "",
+        config=True,
+        help="""kubeconfig context to use; empty for the file's current context. Example: "lab".""",
+    )
+
+    node_selector = Unicode(
+        "",
+        config=True,
+        help="""Label selector limiting which nodes are listed; empty for all nodes.
+
+        Kubernetes selector syntax. Example: "node-role.kubernetes.io/notebooks=true".
+        """,
+    )
+
+    extra_gpu_resources = List(
+        Unicode(),
+        config=True,
+        help="""Extended resource names to list as GPUs besides NVIDIA, AMD and Intel ones.
+
+        Example: ["habana.ai/gaudi"].
+        """,
+    )
+
+    request_timeout_seconds = Float(
+        30.0,
+        config=True,
+        help="""Seconds before one list page request or a watch connection attempt gives up.""",
+    )
+
+    watch_timeout_seconds = Int(
+        60,
+        config=True,
+        help="""Seconds the API server keeps one watch open; it is then resumed without a relist.
+
+        A connection that stays silent this long plus `request_timeout_seconds` counts as lost.
+        Example: 60.
+        """,
+    )
+
+    resync_seconds = Float(
+        900.0,
+        config=True,
+        help="""Seconds between full relists as a safety net against missed events; 0 disables.
+
+        Errors and `410 Gone` always relist. Example: 900 (15 minutes).
+        """,
+    )
+
+    backoff_max_seconds = Float(
+        30.0,
+        config=True,
+        help="""Longest wait in seconds between reconnect attempts while the API is unreachable
+        (the wait doubles from 0.5 s up to this). Example: 30.""",
+    )
+
+    list_page_size = Int(
+        500,
+        config=True,
+        help="""Objects per page when listing; smaller pages keep the hub responsive.
+
+        Example: 500.
+        """,
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._node_states: dict[str, NodeState] = {}
+        # pod key -> (node name, storage-unit requests incl. "pods": 1)
+        self._pods: dict[str, tuple[str, dict[str, int]]] = {}
+        self._requested: dict[str, dict[str, int]] = {}
+        # Identical request maps are shared, so 50,000 pods cost a few hundred dicts.
+        self._request_shapes: dict[tuple, dict[str, int]] = {}
+        self._node_rows: dict[str, dict] = {}
+        self._dirty_nodes: set[str] = set()
+        self._live_parts = {"nodes": False, "pods": False}
+        self._task: asyncio.Task | None = None
+        self._api_client: client.ApiClient | None = None
+        self.watches: dict[str, ListWatch] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background task that connects and then keeps the cache in sync."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop watching and close the API client; the last snapshot stays readable."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._api_client is not None:
+            await self._api_client.close()
+            self._api_client = None
+        self._set_part_live("nodes", False)
+
+    async def _run(self) -> None:
+        api = client.CoreV1Api(await self._connect())
+        timing = ListWatchTiming(
+            request_timeout=self.request_timeout_seconds,
+            watch_timeout=self.watch_timeout_seconds,
+            resync=self.resync_seconds,
+            backoff_max=self.backoff_max_seconds,
+            page_size=self.list_page_size,
+        )
+        self.watches = {
+            "nodes": ListWatch(
+                kind="nodes",
+                list_func=api.list_node,
+                compact=node_state,
+                replace=self._replace_nodes,
+                apply=self._apply_node,
+                set_live=lambda live: self._set_part_live("nodes", live),
+                log=self.log,
+                timing=timing,
+                label_selector=self.node_selector,
+            ),
+            "pods": ListWatch(
+                kind="pods",
+                list_func=api.list_pod_for_all_namespaces,
+                compact=self._compact_pod,
+                replace=self._replace_pods,
+                apply=self._apply_pod,
+                set_live=lambda live: self._set_part_live("pods", live),
+                log=self.log,
+                timing=timing,
+                field_selector=ACTIVE_PODS_FIELD_SELECTOR,
+            ),
+        }
+        await asyncio.gather(*(watch.run() for watch in self.watches.values()))
+
+    async def _connect(self) -> client.ApiClient:
+        """Load the cluster credentials, retrying while they are missing or broken."""
+        delay = 0.5
+        while True:
+            configuration = client.Configuration()
+            try:
+                if self.kubeconfig or "KUBERNETES_SERVICE_HOST" not in os.environ:
+                    await config.load_kube_config(
+                        config_file=self.kubeconfig or None,
+                        context=self.kube_context or None,
+                        client_configuration=configuration,
+                        persist_config=False,
+                    )
+                else:
+                    config.load_incluster_config(client_configuration=configuration)
+            except Exception as error:
+                self.log.error("Cannot load Kubernetes credentials (%s); retrying", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_seconds)
+                continue
+            self._api_client = client.ApiClient(configuration)
+            return self._api_client
+
+    def _set_part_live(self, part: str, live: bool) -> None:
+        self._live_parts[part] = live
+        if all(self._live_parts.values()):
+            self._source_live()
+        else:
+            contacts = [watch.last_contact for watch in self.watches.values()]
+            self._source_lost(since=min(contacts, default=None))
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def _replace_nodes(self, states: dict[str, NodeState]) -> None:
+        self._dirty_nodes.update(self._node_states)
+        self._node_states = states
+        self._dirty_nodes.update(states)
+        self._data_changed()
+
+    def _apply_node(self, event_type: str, name: str, state: NodeState | None) -> None:
+        old = self._node_states.get(name)
+        if state is None:
+            self._node_states.pop(name, None)
+        elif state == old:
+            return  # a heartbeat or a status field we do not keep
+        else:
+            self._node_states[name] = state
+        self._dirty_nodes.add(name)
+        self._data_changed()
+
+    # -- pods ----------------------------------------------------------------------------------
+
+    def _compact_pod(self, pod: dict) -> tuple[str, dict[str, int]] | None:
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        try:
+            requests = pod_storage_requests(pod)
+        except ValueError as error:
+            self.log.warning("Ignoring requests of pod %s: %s", _pod_name(pod), error)
+            requests = {}
+        requests["pods"] = 1
+        shape = tuple(sorted(requests.items()))
+        shared = self._request_shapes.get(shape)
+        if shared is None:
+            shared = self._request_shapes[shape] = {sys.intern(k): v for k, v in shape}
+        return sys.intern(node), shared
+
+    def _replace_pods(self, pods: dict[str, tuple[str, dict[str, int]]]) -> None:
+        requested: dict[str, dict[str, int]] = {}
+        for node, amounts in pods.values():
+            add_into(requested.setdefault(node, {}), amounts)
+        self._dirty_nodes.update(self._requested)
+        self._dirty_nodes.update(requested)
+        self._pods = pods
+        self._requested = requested
+        live_shapes = {id(amounts) for _, amounts in pods.values()}
+        self._request_shapes = {
+            k: v for k, v in self._request_shapes.items() if id(v) in live_shapes
+        }
+        self._data_changed()
+
+    def _apply_pod(self, event_type: str, key: str, entry: tuple | None) -> None:
+        old = self._pods.pop(key, None)
+        if entry is not None:
+            self._pods[key] = entry
+        if old == entry:
+            return  # e.g. a status update that does not change what the pod holds
+        if old is not None:
+            add_into(self._requested[old[0]], old[1], sign=-1)
+            self._dirty_nodes.add(old[0])
+        if entry is not None:
+            add_into(self._requested.setdefault(entry[0], {}), entry[1])
+            self._dirty_nodes.add(entry[0])
+        self._data_changed()
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    def _collect_nodes(self) -> list[dict]:
+        for name in self._dirty_nodes:
+            state = self._node_states.get(name)
+            if state is None:
+                self._node_rows.pop(name, None)
+            else:
+                self._node_rows[name] = self._node_row(state)
+        self._dirty_nodes.clear()
+        return [self._node_rows[name] for name in sorted(self._node_rows)]
+
+    def _node_row(self, state: NodeState) -> dict:
+        requested = self._requested.get(state.name, {})
+        free = {r: max(0, a - requested.get(r, 0)) for r, a in state.allocatable.items()}
+        shown_requested = {r: requested.get(r, 0) for r in state.allocatable}
+        shown_requested.update({r: a for r, a in requested.items() if a})
+        return {
+            "name": state.name,
+            "ready": state.ready,
+            "schedulable": state.ready and not state.unschedulable,
+            "unschedulable": state.unschedulable,
+            "allocatable": _json_amounts(state.allocatable),
+            "requested": _json_amounts(shown_requested),
+            "free": _json_amounts(free),
+            "gpus": describe_gpus(
+                state.gpu_labels, state.allocatable, free, self.extra_gpu_resources
+            ),
+            "taints": [
+                {"key": key, "value": value, "effect": effect}
+                for key, value, effect in state.taints
+            ],
+        }
+
+
+def _json_amounts(amounts: dict[str, int]) -> dict[str, float | int]:
+    return {resource: from_storage(resource, amount) for resource, amount in amounts.items()}
+
+
+def _pod_name(pod: dict) -> str:
+    metadata = pod.get("metadata") or {}
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"

@@ -1,0 +1,420 @@
+"""This machine as a one-node inventory, minus what the running servers of this hub hold.
+
+CPUs, memory and GPUs (through NVML, read on one worker thread every few seconds) make up the
+node; the local spawner reserves a server's share here (:meth:`LocalInventory.allocate`) before it
+starts the process and releases it when the process is gone. Reservations are atomic because every
+method runs on the event loop thread without awaiting in between. The snapshot is the same JSON as
+the Kubernetes inventory's, with resource names as the NVIDIA device plugin uses them
+(``nvidia.com/gpu``, ``nvidia.com/mig-<profile>``), plus additive fields for the picker: live
+per-device use, whether memory limits are enforced, and why there are no GPUs when there are none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psutil
+from traitlets import Float, Integer, Unicode, default
+
+from ..cgroups import MemoryCgroups
+from . import Inventory
+from .local_gpus import GpuDevice, GpuReading, NvmlReader
+from .model import parse_quantity
+
+__all__ = ["AllocationError", "LocalAllocation", "LocalInventory"]
+
+
+class AllocationError(ValueError):
+    """The machine cannot give a server what it asked for right now (message says why)."""
+
+
+@dataclass(frozen=True)
+class LocalAllocation:
+    """What one running server holds: its share of CPU and memory, its cores and its GPUs."""
+
+    key: str
+    cpu: float
+    memory: int
+    cores: tuple[int, ...]
+    gpu_resource: str | None = None
+    gpu_uuids: tuple[str, ...] = ()
+
+    def to_state(self) -> dict:
+        """JSON-able form kept in the spawner's state across hub restarts."""
+        return {
+            "key": self.key,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "cores": list(self.cores),
+            "gpu_resource": self.gpu_resource,
+            "gpu_uuids": list(self.gpu_uuids),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> LocalAllocation:
+        return cls(
+            key=str(state["key"]),
+            cpu=float(state["cpu"]),
+            memory=int(state["memory"]),
+            cores=tuple(int(c) for c in state["cores"]),
+            gpu_resource=state.get("gpu_resource"),
+            gpu_uuids=tuple(str(u) for u in state.get("gpu_uuids", ())),
+        )
+
+
+@dataclass(frozen=True)
+class _MachineReading:
+    gpus: GpuReading
+    memory_total: int
+    memory_available: int
+
+
+class LocalInventory(Inventory):
+    """The machine the hub runs on, as one node of the `/hub/api/tk/resources` contract."""
+
+    source = "local"
+
+    refresh_interval = Float(
+        3.0,
+        config=True,
+        help="""Seconds between two readings of GPU use (NVML) and free memory. Example: 3""",
+    )
+
+    node_name = Unicode(
+        config=True,
+        help="""Name of this machine in the picker; defaults to the host name. Example: "ws-01" """,
+    )
+
+    @default("node_name")
+    def _default_node_name(self) -> str:
+        return socket.gethostname()
+
+    gpu_replicas = Integer(
+        1,
+        min=1,
+        config=True,
+        help="""How many servers may share one GPU (or one MIG instance) at the same time.
+
+        1 (the default) gives every server GPUs of its own. Above 1 each GPU is offered that many
+        times and marked `shared`, like Kubernetes time-slicing with `replicas`. Example: 4
+        """,
+    )
+
+    reserved_cpu = Float(
+        0.0,
+        min=0.0,
+        config=True,
+        help="""Cores kept back for the hub and the system, not offered to servers. Example: 0.5""",
+    )
+
+    reserved_memory = Unicode(
+        "1Gi",
+        config=True,
+        help="""Memory kept back for the hub and the system, as a Kubernetes quantity.
+
+        Offered memory is the machine's total minus this. Example: "2Gi"
+        """,
+    )
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._cores: tuple[int, ...] = tuple(sorted(os.sched_getaffinity(0)))
+        self._reading: _MachineReading | None = None
+        self._allocations: dict[str, LocalAllocation] = {}
+        self._reader = NvmlReader()
+        # One thread: NVML is used from one thread only, and never from the event loop.
+        self._executor: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task | None = None
+        self._cgroups = MemoryCgroups(parent=self, log=self.log)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tk-local-inventory")
+        await self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._reader.close)
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def refresh(self) -> None:
+        """Read the machine now (off the event loop) and update the snapshot if anything moved."""
+        if self._executor is None:
+            raise RuntimeError("LocalInventory.refresh() called before start()")
+        reading = await asyncio.get_running_loop().run_in_executor(self._executor, self._read)
+        if reading != self._reading:
+            self._reading = reading
+            self._data_changed()
+        self._source_live()
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                # Reading this machine should not fail; if it does, keep serving the last one.
+                self.log.exception("Could not read this machine's resources")
+
+    def _read(self) -> _MachineReading:
+        memory = psutil.virtual_memory()
+        # The cgroup probe touches /sys; do it here, once, off the event loop.
+        _ = self._cgroups.support
+        return _MachineReading(
+            gpus=self._reader.read(),
+            memory_total=int(memory.total),
+            memory_available=int(memory.available),
+        )
+
+    # -- machine facts ---------------------------------------------------------------------------
+
+    @property
+    def gpus(self) -> tuple[GpuDevice, ...]:
+        """The GPUs (whole GPUs and MIG instances) seen at the last reading."""
+        return () if self._reading is None else self._reading.gpus.devices
+
+    @property
+    def cgroups(self) -> MemoryCgroups:
+        """The memory-limit groups of this machine, shared with the local spawner."""
+        return self._cgroups
+
+    @property
+    def memory_enforced(self) -> bool:
+        """True when servers' memory is limited by cgroups, False when it is advisory."""
+        return self._cgroups.support.enforced
+
+    def _allocatable(self) -> dict[str, float | int]:
+        total = 0 if self._reading is None else self._reading.memory_total
+        reserved = int(parse_quantity(self.reserved_memory))
+        result: dict[str, float | int] = {
+            "cpu": max(0.0, len(self._cores) - self.reserved_cpu),
+            "memory": max(0, total - reserved),
+        }
+        for device in self.gpus:
+            if device.error is None:
+                result[device.resource] = result.get(device.resource, 0) + self.gpu_replicas
+        return result
+
+    def _requested(self) -> dict[str, float | int]:
+        requested: dict[str, float | int] = {"cpu": 0.0, "memory": 0}
+        for allocation in self._allocations.values():
+            requested["cpu"] += allocation.cpu
+            requested["memory"] += allocation.memory
+            if allocation.gpu_resource:
+                resource = allocation.gpu_resource
+                requested[resource] = requested.get(resource, 0) + len(allocation.gpu_uuids)
+        return requested
+
+    def _holders(self) -> dict[str, list[str]]:
+        holders: dict[str, list[str]] = {}
+        for allocation in self._allocations.values():
+            for uuid in allocation.gpu_uuids:
+                holders.setdefault(uuid, []).append(allocation.key)
+        return holders
+
+    # -- reservations (called by the local spawner) ----------------------------------------------
+
+    def allocate(
+        self,
+        key: str,
+        *,
+        cpu: float,
+        memory: int,
+        gpu_resource: str | None = None,
+        gpu_count: int = 0,
+    ) -> LocalAllocation:
+        """Reserve cores, memory and specific GPUs for the server `key`, or raise AllocationError.
+
+        `cpu` in cores (pinned to ceil(cpu) whole cores), `memory` in bytes (0 = none reserved).
+        A server asking again first gives back what it held.
+        """
+        previous = self._allocations.pop(key, None)
+        try:
+            allocation = self._reserve(key, cpu, memory, gpu_resource, gpu_count)
+        except AllocationError:
+            if previous is not None:
+                self._allocations[key] = previous
+            raise
+        self._allocations[key] = allocation
+        self._data_changed()
+        return allocation
+
+    def _reserve(
+        self, key: str, cpu: float, memory: int, gpu_resource: str | None, gpu_count: int
+    ) -> LocalAllocation:
+        if not math.isfinite(cpu) or cpu <= 0:
+            raise AllocationError(f"CPU must be a positive number of cores, not {cpu!r}")
+        allocatable = self._allocatable()
+        requested = self._requested()
+        free_cpu = allocatable["cpu"] - requested["cpu"]
+        if cpu > free_cpu + 1e-9:
+            raise AllocationError(
+                f"not enough free CPU on {self.node_name}: asked {cpu:g}, free {free_cpu:g} cores"
+            )
+        free_memory = allocatable["memory"] - requested["memory"]
+        if memory > free_memory:
+            raise AllocationError(
+                f"not enough free memory on {self.node_name}: asked {_gib(memory)}, "
+                f"free {_gib(free_memory)}"
+            )
+        gpu_uuids: tuple[str, ...] = ()
+        if gpu_resource and gpu_count > 0:
+            gpu_uuids = self._pick_gpus(gpu_resource, gpu_count)
+        else:
+            gpu_resource = None
+        return LocalAllocation(
+            key=key,
+            cpu=cpu,
+            memory=memory,
+            cores=self._pick_cores(math.ceil(cpu)),
+            gpu_resource=gpu_resource,
+            gpu_uuids=gpu_uuids,
+        )
+
+    def _pick_gpus(self, resource: str, count: int) -> tuple[str, ...]:
+        holders = self._holders()
+        kind = [d for d in self.gpus if d.resource == resource and d.error is None]
+        if not kind:
+            raise AllocationError(f"this machine has no {resource}")
+        # Each device may be handed out `gpu_replicas` times; least held, least used first.
+        slots = []
+        for device in kind:
+            taken = len(holders.get(device.uuid, ()))
+            slots.extend(
+                (taken + n, device.memory_used or 0, device.index, device.uuid)
+                for n in range(self.gpu_replicas - taken)
+            )
+        slots.sort()
+        chosen: list[str] = []
+        for _, _, _, uuid in slots:
+            if uuid not in chosen:
+                chosen.append(uuid)
+            if len(chosen) == count:
+                return tuple(chosen)
+        raise AllocationError(
+            f"not enough free {resource} on {self.node_name}: asked {count}, free {len(chosen)}"
+        )
+
+    def _pick_cores(self, count: int) -> tuple[int, ...]:
+        # Cores may be shared (fractional CPU rounds up); spread servers over the least used.
+        if count > len(self._cores):
+            raise AllocationError(
+                f"{self.node_name} has {len(self._cores)} cores, asked for {count}"
+            )
+        pins = dict.fromkeys(self._cores, 0)
+        for allocation in self._allocations.values():
+            for core in allocation.cores:
+                if core in pins:
+                    pins[core] += 1
+        return tuple(sorted(sorted(self._cores, key=lambda c: (pins[c], c))[:count]))
+
+    def restore(self, state: dict) -> LocalAllocation:
+        """Take back a running server's reservation after a hub restart (no checks: it runs)."""
+        allocation = LocalAllocation.from_state(state)
+        self._allocations[allocation.key] = allocation
+        self._data_changed()
+        return allocation
+
+    def release(self, key: str) -> LocalAllocation | None:
+        """Give back what the server `key` held; returns it (None when it held nothing)."""
+        allocation = self._allocations.pop(key, None)
+        if allocation is not None:
+            self._data_changed()
+        return allocation
+
+    def allocation(self, key: str) -> LocalAllocation | None:
+        return self._allocations.get(key)
+
+    # -- snapshot --------------------------------------------------------------------------------
+
+    def _collect_nodes(self) -> list[dict]:
+        allocatable = self._allocatable()
+        requested = self._requested()
+        for resource in requested:
+            allocatable.setdefault(resource, 0)
+        free = {
+            name: _round(amount - requested.get(name, 0)) for name, amount in allocatable.items()
+        }
+        support = self._cgroups.support
+        reading = self._reading
+        node = {
+            "name": self.node_name,
+            "ready": reading is not None,
+            "schedulable": True,
+            "allocatable": {k: _round(v) for k, v in allocatable.items()},
+            "requested": {k: _round(v) for k, v in requested.items()},
+            "free": free,
+            "gpus": self._gpu_kinds(),
+            "taints": [],
+            # Additive fields for the picker on one machine.
+            "memory_available": None if reading is None else reading.memory_available,
+            "memory_enforced": support.enforced,
+            "memory_note": None
+            if support.enforced
+            else f"Memory is advisory on this machine: {support.reason}.",
+            "gpu_note": None if reading is None else reading.gpus.reason,
+            "driver_version": None if reading is None else reading.gpus.driver_version,
+        }
+        return [node]
+
+    def _gpu_kinds(self) -> list[dict]:
+        holders = self._holders()
+        kinds: dict[str, dict] = {}
+        for device in self.gpus:
+            kind = kinds.get(device.resource)
+            if kind is None:
+                kind = kinds[device.resource] = {
+                    "resource": device.resource,
+                    "product": device.name or None,
+                    "memory_mib": None
+                    if device.memory_total is None
+                    else device.memory_total // (1024 * 1024),
+                    "count": 0,
+                    "free": 0,
+                    "shared": self.gpu_replicas > 1,
+                    "mig_profile": device.mig_profile,
+                    "devices": [],
+                }
+            elif device.name and kind["product"] and device.name not in kind["product"]:
+                kind["product"] = f"{kind['product']} + {device.name}"
+            taken_by = holders.get(device.uuid, [])
+            if device.error is None:
+                kind["count"] += self.gpu_replicas
+                kind["free"] += max(0, self.gpu_replicas - len(taken_by))
+            kind["devices"].append(
+                {
+                    "uuid": device.uuid,
+                    "index": device.index,
+                    "parent_uuid": device.parent_uuid,
+                    "utilization_gpu": device.utilization_gpu,
+                    "memory_used": device.memory_used,
+                    "memory_total": device.memory_total,
+                    "taken_by": list(taken_by),
+                    "error": device.error,
+                }
+            )
+        return list(kinds.values())
+
+
+def _round(value: float | int) -> float | int:
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _gib(amount: int) -> str:
+    return f"{amount / 2**30:.1f} GiB"

@@ -1,0 +1,429 @@
+"""Turning what a user sent into a server request we are willing to start, or a clear 400.
+
+Two steps, both free of side effects:
+
+- :func:`parse_form` reads form data (dict of lists of strings: a POSTed form or the query of a
+  `/hub/spawn?image=…` deep link) into ``user_options`` of the contract shape;
+- :func:`validate_user_options` checks ``user_options`` from any path (form, deep link, REST
+  ``POST /hub/api/users/{name}/server``, or the options saved from the last spawn) against the
+  user's policy rule, the image catalog and the live inventory snapshot, and returns a
+  :class:`ValidatedOptions`.
+
+Every refusal is an :class:`InvalidOptions` (a ``tornado.web.HTTPError`` 400) carrying one
+sentence the hub shows above the re-rendered form; nothing else escapes, whatever the input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tornado.web import HTTPError
+
+from .image_reference import parse_image_reference
+from .inventory.model import parse_quantity
+from .placement import ResourceRequest, node_unfit_reason, why_nothing_fits
+from .policy_document import CUSTOM_PROFILE, PolicyRule
+from .units import format_bytes, format_cores, format_memory_quantity
+
+__all__ = [
+    "CUSTOM_PROFILE",
+    "FORM_FIELDS",
+    "USER_OPTION_KEYS",
+    "InvalidOptions",
+    "SpawnLimits",
+    "SpawnNotAllowed",
+    "ValidatedOptions",
+    "ValidationContext",
+    "parse_form",
+    "validate_user_options",
+]
+
+FORM_FIELDS = (
+    "profile",
+    "image",
+    "custom_image",
+    "node",
+    "cpu",
+    "memory",
+    "gpu_resource",
+    "gpu_count",
+)
+USER_OPTION_KEYS = frozenset({"profile", "image", "node", "cpu", "memory", "gpu"})
+
+# Longer inputs are never legitimate (an image reference is at most ~1 KiB, names far less).
+_MAX_FIELD_LENGTH = 1024
+_SHOWN_LENGTH = 60
+_COUNT_RE = re.compile(r"[0-9]{1,6}", re.ASCII)
+_CPU_STEP = Decimal("0.001")
+_MAX_GPU_COUNT = 1024
+
+
+class InvalidOptions(HTTPError):
+    """The request cannot be started as sent (HTTP 400); ``str(message)`` says why."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(status_code, "%s", message)
+        self.message = message
+        # JupyterHub shows this instead of "HTTP 400: Bad Request (...)" on the form and in
+        # REST error bodies.
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpawnNotAllowed(InvalidOptions):
+    """No policy rule matches the user's groups (HTTP 403)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=403)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 3] + "..."
+
+
+# -- form data -> user_options ------------------------------------------------------------------
+
+
+def _single(form_data: Mapping[str, Any], name: str) -> str | None:
+    values = form_data.get(name)
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple) or len(values) != 1 or not isinstance(values[0], str):
+        raise InvalidOptions(f"The field {name!r} must be sent exactly once.")
+    value = values[0].strip()
+    if len(value) > _MAX_FIELD_LENGTH:
+        raise InvalidOptions(f"The field {name!r} is longer than {_MAX_FIELD_LENGTH} characters.")
+    return value
+
+
+def parse_form(form_data: Mapping[str, Any]) -> dict:
+    """Form data (``{"cpu": ["2"], ...}``) -> ``user_options`` of the contract shape.
+
+    Only keys that were sent appear, so a deep link with just ``image`` leaves the rest to
+    the defaults. Numbers stay strings here: :func:`validate_user_options` parses them the same
+    way for every path. Raises InvalidOptions for a field sent twice or absurdly long.
+    """
+    if not isinstance(form_data, Mapping):
+        raise InvalidOptions("The form data could not be read.")
+    fields = {name: _single(form_data, name) for name in FORM_FIELDS}
+    options: dict[str, Any] = {}
+    resource_fields = ("cpu", "memory", "gpu_resource", "gpu_count")
+    if fields["profile"] is not None:
+        options["profile"] = fields["profile"]
+    elif any(fields[name] is not None for name in resource_fields):
+        # A deep link such as ?cpu=4&memory=8Gi asks for a free choice.
+        options["profile"] = CUSTOM_PROFILE
+    if fields["image"]:
+        options["image"] = fields["image"]
+    elif fields["custom_image"]:
+        options["image"] = fields["custom_image"]
+    elif fields["image"] is not None:
+        # The "custom image" choice with its text field left empty.
+        raise InvalidOptions("Type the custom image to use, or pick one from the list.")
+    if fields["node"] is not None:
+        options["node"] = fields["node"] or None
+    if (options.get("profile") or CUSTOM_PROFILE) == CUSTOM_PROFILE:
+        # With a preset the resource fields are ignored (the preset says what is requested).
+        if fields["cpu"]:
+            options["cpu"] = fields["cpu"]
+        if fields["memory"]:
+            options["memory"] = fields["memory"]
+        resource, count = fields["gpu_resource"], fields["gpu_count"]
+        if resource is not None or count is not None:
+            if not resource or count in ("", "0"):
+                options["gpu"] = None
+            else:
+                options["gpu"] = {"resource": resource, "count": count or "1"}
+    return options
+
+
+# -- user_options -> ValidatedOptions ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpawnLimits:
+    """Bounds and defaults that come from the spawner's configuration, not the policy."""
+
+    min_cpu: float = 0.1
+    min_memory: int = 128 * 1024**2
+    default_cpu: float = 1.0
+    default_memory: int = 2 * 1024**3
+    #: The fraction of the limits the pod requests (reserves) on its node.
+    guarantee_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """Everything a decision depends on, read once per request."""
+
+    rule: PolicyRule
+    catalog: Any  # catalog.CatalogState
+    snapshot: Mapping
+    limits: SpawnLimits = SpawnLimits()
+    #: tolerations the pod will carry, given whether it requests a GPU.
+    tolerations: Callable[[bool], Sequence[Mapping]] = lambda wants_gpu: ()
+
+    def usable_nodes(self) -> list[Mapping]:
+        """The snapshot's nodes this user's rule lets them pick."""
+        return [n for n in self.snapshot.get("nodes") or () if self.rule.allows_node(n["name"])]
+
+
+@dataclass(frozen=True)
+class ValidatedOptions:
+    """A request that passed every check; what the spawner applies to the server."""
+
+    profile: str
+    image: str  # the reference the container runtime pulls
+    image_name: str | None  # catalog name; None for a custom image
+    node: str | None
+    cpu: float  # cores (limit)
+    memory: int  # bytes (limit)
+    gpu_resource: str | None
+    gpu_count: int
+
+    @property
+    def request(self) -> ResourceRequest:
+        return ResourceRequest(self.cpu, self.memory, self.gpu_resource, self.gpu_count)
+
+    def user_options(self) -> dict:
+        """The canonical ``user_options`` (contract shape) that reproduce this request."""
+        return {
+            "profile": self.profile,
+            "image": self.image_name or self.image,
+            "node": self.node,
+            "cpu": self.cpu,
+            "memory": format_memory_quantity(self.memory),
+            "gpu": (
+                {"resource": self.gpu_resource, "count": self.gpu_count}
+                if self.gpu_resource
+                else None
+            ),
+        }
+
+
+def validate_user_options(user_options: Any, context: ValidationContext) -> ValidatedOptions:
+    """Check ``user_options`` (any JSON value) and return what to start; else InvalidOptions."""
+    if user_options is None:
+        user_options = {}
+    if not isinstance(user_options, Mapping):
+        raise InvalidOptions("user_options must be a JSON object.")
+    unknown = sorted(str(key) for key in user_options if key not in USER_OPTION_KEYS)
+    if unknown:
+        raise InvalidOptions(
+            f"Unknown option {_shown(unknown[0])}; the options are "
+            f"{', '.join(sorted(USER_OPTION_KEYS))}."
+        )
+    rule = context.rule
+    profile = _profile(user_options.get("profile"), rule)
+    preset = rule.preset(profile) if profile != CUSTOM_PROFILE else None
+    if preset is not None:
+        cpu, memory = preset.cpu, preset.memory
+        gpu_resource, gpu_count = preset.gpu_resource, preset.gpu_count
+    else:
+        cpu = _cpu(user_options.get("cpu"), context.limits)
+        memory = _memory(user_options.get("memory"), context.limits)
+        gpu_resource, gpu_count = _gpu(user_options.get("gpu"))
+
+    _check_caps(rule, cpu, memory, gpu_count)
+    if gpu_resource and not _gpu_kind_exists(context, gpu_resource):
+        raise InvalidOptions(
+            f"No node you may use offers the GPU kind {_shown(gpu_resource)}; "
+            "pick one of the GPU kinds listed on the form."
+        )
+    image, image_name, gpu_required = _image(user_options.get("image"), context)
+    if gpu_required and not gpu_count:
+        raise InvalidOptions(
+            f"The image {image_name} needs a GPU: choose a GPU preset or request at least one GPU."
+        )
+    request = ResourceRequest(cpu, memory, gpu_resource, gpu_count)
+    node = _node(user_options.get("node"), request, context)
+    return ValidatedOptions(
+        profile=profile,
+        image=image,
+        image_name=image_name,
+        node=node,
+        cpu=cpu,
+        memory=memory,
+        gpu_resource=gpu_resource if gpu_count else None,
+        gpu_count=gpu_count,
+    )
+
+
+def _profile(value: Any, rule: PolicyRule) -> str:
+    if value is None or value == "":
+        # No choice sent (deep link, bare REST call): the first preset, else a free choice.
+        return rule.presets[0].slug if rule.presets else CUSTOM_PROFILE
+    if not isinstance(value, str):
+        raise InvalidOptions(f"profile must be a preset name or {CUSTOM_PROFILE!r}.")
+    if value == CUSTOM_PROFILE or rule.preset(value) is not None:
+        return value
+    offered = ", ".join([p.slug for p in rule.presets] + [CUSTOM_PROFILE])
+    raise InvalidOptions(f"Unknown preset {_shown(value)}; your choices are {offered}.")
+
+
+def _number(value: Any, what: str, example: str) -> Decimal:
+    # bool is an int in Python; `"cpu": true` must not become one core.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidOptions(f"{what} must be a number, got {_shown(value)}.")
+    try:
+        amount = parse_quantity(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise InvalidOptions(
+            f"{what} must be a number such as {example}, got {_shown(value)}."
+        ) from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidOptions(f"{what} must be more than 0, got {_shown(value)}.")
+    return amount
+
+
+def _cpu(value: Any, limits: SpawnLimits) -> float:
+    if value is None or value == "":
+        return limits.default_cpu
+    amount = _number(value, "CPU", "2, 0.5 or 500m")
+    if amount % _CPU_STEP:
+        raise InvalidOptions(f"CPU is counted in steps of 0.001 cores, got {_shown(value)}.")
+    cores = float(amount)
+    if cores < limits.min_cpu:
+        raise InvalidOptions(f"Request at least {format_cores(limits.min_cpu)} CPU.")
+    return cores
+
+
+def _memory(value: Any, limits: SpawnLimits) -> int:
+    if value is None or value == "":
+        return limits.default_memory
+    amount = _number(value, "Memory", "8Gi or 512Mi")
+    if amount != amount.to_integral_value():
+        raise InvalidOptions(f"Memory must be a whole number of bytes, got {_shown(value)}.")
+    if amount < limits.min_memory:
+        raise InvalidOptions(f"Request at least {format_bytes(limits.min_memory)} of memory.")
+    return int(amount)
+
+
+def _gpu(value: Any) -> tuple[str | None, int]:
+    if value is None:
+        return None, 0
+    if not isinstance(value, Mapping) or set(value) - {"resource", "count"}:
+        raise InvalidOptions('gpu must be null or {"resource": "<GPU kind>", "count": <number>}.')
+    resource, count = value.get("resource"), value.get("count", 1)
+    if isinstance(count, str) and _COUNT_RE.fullmatch(count.strip()):
+        count = int(count.strip())
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidOptions(f"The number of GPUs must be a whole number, got {_shown(count)}.")
+    if count > _MAX_GPU_COUNT:
+        raise InvalidOptions(f"{count} GPUs is more than any server can have.")
+    if not count:
+        return None, 0
+    if not isinstance(resource, str) or not resource:
+        raise InvalidOptions("Choose which kind of GPU to request.")
+    return resource, count
+
+
+def _check_caps(rule: PolicyRule, cpu: float, memory: int, gpus: int) -> None:
+    caps = rule.max
+    if cpu > caps.cpu:
+        raise InvalidOptions(
+            f"{format_cores(cpu)} CPU is over your limit of {format_cores(caps.cpu)} CPU."
+        )
+    if memory > caps.memory:
+        raise InvalidOptions(
+            f"{format_bytes(memory)} of memory is over your limit of {format_bytes(caps.memory)}."
+        )
+    if gpus > caps.gpus:
+        limit = "you may not use GPUs" if not caps.gpus else f"your limit is {caps.gpus}"
+        raise InvalidOptions(f"{gpus} GPU(s) requested, but {limit}.")
+
+
+def _gpu_kind_exists(context: ValidationContext, resource: str) -> bool:
+    return any(
+        gpu.get("resource") == resource
+        for node in context.usable_nodes()
+        for gpu in node.get("gpus") or ()
+    )
+
+
+def _image(value: Any, context: ValidationContext) -> tuple[str, str | None, bool]:
+    """(reference to pull, catalog name or None, gpu_required)."""
+    catalog, rule = context.catalog, context.rule
+    if value is None or value == "":
+        allowed = [image for image in catalog.images if rule.allows_image(image.name)]
+        default = next((image for image in allowed if image.default), None)
+        chosen = default or (allowed[0] if allowed else None)
+        if chosen is None:
+            raise InvalidOptions(_no_image_message(catalog))
+        return chosen.image, chosen.name, chosen.gpu_required
+    if not isinstance(value, str):
+        raise InvalidOptions(f"image must be a string, got {_shown(value)}.")
+    listed = catalog.image(value)
+    if listed is not None:
+        if not rule.allows_image(listed.name):
+            raise InvalidOptions(f"The image {listed.name} is not available to your group.")
+        return listed.image, listed.name, listed.gpu_required
+    if not rule.custom_images.allowed:
+        hint = f" ({catalog.error})" if catalog.error else ""
+        raise InvalidOptions(f"Unknown image {_shown(value)}: pick an image from the list{hint}.")
+    try:
+        reference = parse_image_reference(value)
+    except ValueError as e:
+        raise InvalidOptions(f"The custom image is not a valid image reference: {e}") from None
+    if not rule.allows_registry(reference):
+        registries = ", ".join(rule.custom_images.registries)
+        raise InvalidOptions(
+            f"Custom images may only come from {registries}; {_shown(value)} is on "
+            f"{reference.registry}."
+        )
+    return value, None, False
+
+
+def _no_image_message(catalog: Any) -> str:
+    if catalog.error:
+        return f"No image can be offered: the image list could not be loaded ({catalog.error})."
+    return "No image is available to your group; ask an administrator."
+
+
+def _node(value: Any, request: ResourceRequest, context: ValidationContext) -> str | None:
+    nodes = context.usable_nodes()
+    ratio = context.limits.guarantee_ratio
+    tolerations = context.tolerations(request.wants_gpu)
+    if value is None or value == "":
+        if not any(
+            node_unfit_reason(n, request, ratio=ratio, tolerations=tolerations) is None
+            for n in nodes
+        ):
+            detail = why_nothing_fits(nodes, request, ratio=ratio, tolerations=tolerations)
+            raise InvalidOptions(
+                f"No node has room for {_describe(request)} right now ({detail}). "
+                "Choose less, or try again later."
+            )
+        return None
+    if not isinstance(value, str):
+        raise InvalidOptions(f"node must be a node name or null, got {_shown(value)}.")
+    if not context.rule.allows_node(value):
+        raise InvalidOptions(f"You may not start servers on the node {_shown(value)}.")
+    node = next((n for n in nodes if n["name"] == value), None)
+    if node is None:
+        raise InvalidOptions(f"There is no node called {_shown(value)} in the cluster right now.")
+    reason = node_unfit_reason(node, request, ratio=ratio, tolerations=tolerations)
+    if reason is not None:
+        raise InvalidOptions(
+            f"The node {value} cannot take {_describe(request)} right now: {reason}. "
+            "Choose another node, “Any node that fits”, or less."
+        )
+    return value
+
+
+def _describe(request: ResourceRequest) -> str:
+    text = f"{format_cores(request.cpu)} CPU and {format_bytes(request.memory)} of memory"
+    if request.wants_gpu:
+        text += f" with {request.gpu_count} {request.gpu_resource}"
+    return text

@@ -1,0 +1,293 @@
+"""Plans and carries out copies: caps and free space first, then temp copies, then moves.
+
+Work goes in batches. In each batch the files are copied to hidden temp files by a few threads
+(reading, hashing and writing overlap), made durable with one ``syncfs`` of the destination
+filesystem (or an fsync per file where syncfs does not exist), and only then moved to their
+names, so a name never points at a half-written file. New files are placed with a no-clobber
+link and refreshed ones only if they are still the file that was classified: a file the user
+wrote meanwhile is left alone. Reset first moves the user's version aside under a unique name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .examples_fs import (
+    ChangedError,
+    TempCopy,
+    UnsafePathError,
+    can_sync_filesystem,
+    copy_to_temp,
+    fingerprint,
+    format_bytes,
+    move_aside,
+    open_subdir,
+    place_new,
+    place_replacing,
+    sync_filesystem,
+)
+from .examples_manifest import CopyRecord, SourceRecord
+from .examples_scan import CONFLICT, DELETED, MODIFIED, NEW, UNCHANGED, UPDATE_AVAILABLE, Entry
+
+CREATE = "create"  # nothing may be at the copy's place (new, or deleted and asked for by id)
+REPLACE = "replace"  # refresh a copy the user did not edit (update-available)
+RESET = "reset"  # move whatever is at the place aside, then create
+
+# A batch is what one durability point covers; small enough to bound open temp files.
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_total_bytes: int
+    min_free_bytes: int
+
+
+@dataclass
+class Job:
+    entry: Entry
+    kind: str
+
+
+@dataclass
+class Outcome:
+    id: str
+    action: str  # "copied" | "updated" | "error"
+    status: str
+    message: str | None = None
+    backup: tuple[str, ...] | None = None  # parts of the saved user version, like Entry.parts
+    record: CopyRecord | None = None
+    source_record: SourceRecord | None = None
+
+
+class _Folders:
+    """Folder descriptors by parts below a root, opened one component at a time, no symlinks."""
+
+    def __init__(self, root_fd: int, *, create: bool):
+        self._fds: dict[tuple[str, ...], int] = {(): root_fd}
+        self._create = create
+
+    def get(self, parts: tuple[str, ...]) -> int:
+        fd = self._fds.get(parts)
+        if fd is None:
+            parent = self.get(parts[:-1])
+            fd = open_subdir(parent, parts[-1], create=self._create, shown_as="/".join(parts))
+            self._fds[parts] = fd
+        return fd
+
+    def close(self) -> None:
+        for parts, fd in self._fds.items():
+            if parts:
+                os.close(fd)
+        self._fds = {(): self._fds[()]}
+
+
+class BatchWriter:
+    """Writes jobs into the destination's image folder and reports one outcome per job."""
+
+    def __init__(
+        self,
+        source_fd: int,
+        dest_fd: int,
+        dest_path: str,
+        *,
+        limits: Limits,
+        threads: int,
+        used_bytes: int,
+        on_placed: Callable[[], None],
+    ):
+        self.source_fd = source_fd
+        self.dest_fd = dest_fd
+        self.dest_path = dest_path
+        self.limits = limits
+        self.threads = max(1, threads)
+        self.used_bytes = used_bytes
+        self.on_placed = on_placed
+        self.durable_batches = can_sync_filesystem()
+
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="jupyter-tk-copy") as pool:
+            for batch in _batches(jobs):
+                outcomes.extend(self._run_batch(batch, pool))
+        return outcomes
+
+    def _run_batch(self, batch: list[Job], pool: ThreadPoolExecutor) -> list[Outcome]:
+        sources = _Folders(self.source_fd, create=False)
+        dests = _Folders(self.dest_fd, create=True)
+        failed: dict[str, Outcome] = {}
+        try:
+            admitted = self._admit(batch, failed, sources, dests)
+            futures = {
+                job.entry.id: pool.submit(
+                    copy_to_temp,
+                    sources.get(job.entry.parts[:-1]),
+                    job.entry.parts[-1],
+                    dests.get(job.entry.parts[:-1]),
+                    shown_as=job.entry.id,
+                    max_bytes=self.limits.max_file_bytes,
+                    fsync=not self.durable_batches,
+                )
+                for job in admitted
+            }
+            temps: dict[str, TempCopy] = {}
+            for job in admitted:
+                try:
+                    temps[job.entry.id] = futures[job.entry.id].result()
+                except (OSError, UnsafePathError, ValueError) as error:
+                    failed[job.entry.id] = _failure(job, f"could not copy: {_reason(error)}")
+            if temps and self.durable_batches:
+                try:
+                    sync_filesystem(self.dest_fd)
+                except OSError as error:
+                    for job in admitted:
+                        if job.entry.id in temps:
+                            self._discard(dests, job, temps.pop(job.entry.id))
+                            failed[job.entry.id] = _failure(job, f"could not flush: {error}")
+            placed = [
+                self._place(job, temps[job.entry.id], dests)
+                for job in admitted
+                if job.entry.id in temps
+            ]
+            # The new names must be durable before the manifest (written next) relies on them.
+            for parts in {job.entry.parts[:-1] for job in admitted if job.entry.id in temps}:
+                os.fsync(dests.get(parts))
+        finally:
+            sources.close()
+            dests.close()
+        by_id = {outcome.id: outcome for outcome in placed}
+        by_id.update(failed)
+        return [by_id[job.entry.id] for job in batch]
+
+    def _admit(self, batch, failed, sources, dests) -> list[Job]:
+        """Jobs that fit the size cap and the free space, with their folders ready."""
+        free = shutil.disk_usage(self.dest_path).free
+        admitted = []
+        for job in batch:
+            entry = job.entry
+            size = entry.source.st_size
+            freed = entry.dest.stat.st_size if job.kind == REPLACE and entry.dest.stat else 0
+            projected = self.used_bytes - freed + size
+            if projected > self.limits.max_total_bytes:
+                failed[entry.id] = _failure(
+                    job,
+                    f"copying it ({format_bytes(size)}) would bring this image's examples to "
+                    f"{format_bytes(projected)}, over the limit of "
+                    f"{format_bytes(self.limits.max_total_bytes)} (ExamplesSync.max_total_bytes)",
+                )
+                continue
+            if free - size < self.limits.min_free_bytes:
+                failed[entry.id] = _failure(
+                    job,
+                    f"not enough free space: {format_bytes(free)} free in {self.dest_path}, "
+                    f"{format_bytes(size)} needed plus a margin of "
+                    f"{format_bytes(self.limits.min_free_bytes)} (ExamplesSync.min_free_bytes)",
+                )
+                continue
+            try:
+                sources.get(entry.parts[:-1])
+                dests.get(entry.parts[:-1])
+            except (OSError, UnsafePathError) as error:
+                failed[entry.id] = _failure(job, f"refused: {_reason(error)}")
+                continue
+            free -= size
+            self.used_bytes = projected
+            admitted.append(job)
+        return admitted
+
+    def _place(self, job: Job, temp: TempCopy, dests: _Folders) -> Outcome:
+        entry = job.entry
+        dir_fd = dests.get(entry.parts[:-1])
+        name = entry.parts[-1]
+        backup = None
+        try:
+            if job.kind == RESET and (entry.dest.stat is not None or entry.dest.movable):
+                backup = (*entry.parts[:-1], move_aside(dir_fd, name, time.time()))
+            if job.kind == REPLACE:
+                place_replacing(dir_fd, temp.temp_name, name, fingerprint(entry.dest.stat))
+            else:
+                place_new(dir_fd, temp.temp_name, name)
+        except (ChangedError, OSError) as error:
+            self._discard(dests, job, temp)
+            status = MODIFIED if job.kind == REPLACE else CONFLICT
+            outcome = _failure(job, _reason(error), status=status)
+            outcome.backup = backup
+            return outcome
+        self.on_placed()
+        action = "updated" if job.kind == REPLACE or backup else "copied"
+        source_fp = fingerprint(entry.source)
+        return Outcome(
+            entry.id,
+            action,
+            UNCHANGED,
+            message=None,
+            backup=backup,
+            record=CopyRecord(temp.digest, temp.digest, temp.fingerprint),
+            # Safe even if the source changed after it was scanned: its fingerprint then
+            # differs from the one recorded here, and the next scan hashes it again.
+            source_record=SourceRecord(temp.digest, source_fp),
+        )
+
+    def _discard(self, dests: _Folders, job: Job, temp: TempCopy) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(temp.temp_name, dir_fd=dests.get(job.entry.parts[:-1]))
+
+
+def _batches(jobs: list[Job]):
+    batch, batch_bytes = [], 0
+    for job in jobs:
+        size = job.entry.source.st_size
+        if batch and (len(batch) >= BATCH_FILES or batch_bytes + size > BATCH_BYTES):
+            yield batch
+            batch, batch_bytes = [], 0
+        batch.append(job)
+        batch_bytes += size
+    if batch:
+        yield batch
+
+
+def _failure(job: Job, message: str, *, status: str | None = None) -> Outcome:
+    return Outcome(job.entry.id, "error", status or job.entry.status, message=message)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
+
+
+_SKIP_MESSAGES = {
+    MODIFIED: "you edited your copy; Reset to original keeps your version beside it",
+    CONFLICT: "your copy and the original both changed; Reset to original keeps your version",
+    DELETED: "you deleted your copy; copy it by name to get it back",
+}
+
+
+def plan(entries, mode: str, *, explicit: bool) -> tuple[list[Job], list[Outcome]]:
+    """Which entries get written (jobs) and which are skipped, with the reason why."""
+    jobs, skipped = [], []
+    for entry in entries:
+        kind = None
+        if entry.status == NEW or (entry.status == DELETED and explicit):
+            kind = CREATE
+        elif entry.status == UPDATE_AVAILABLE:
+            kind = REPLACE
+        elif mode == "reset" and entry.status in (MODIFIED, CONFLICT):
+            kind = RESET
+        if entry.error and not (kind == RESET and entry.dest.movable):
+            action = "error" if explicit else "skipped"
+            skipped.append(Outcome(entry.id, action, entry.status, message=entry.error))
+        elif kind:
+            jobs.append(Job(entry, kind))
+        else:
+            message = _SKIP_MESSAGES.get(entry.status) if entry.status != UNCHANGED else None
+            skipped.append(Outcome(entry.id, "skipped", entry.status, message=message))
+    return jobs, skipped

@@ -1,0 +1,265 @@
+/**
+ * React views of GPU devices: meters, sparkline, process table, one card per device,
+ * MIG groups. Presentational only: data comes in props.
+ */
+import * as React from 'react';
+
+import type { IGpuDevice, IGpuProcess } from '../api';
+import {
+  formatBytes,
+  formatMemoryPair,
+  formatPercent,
+  formatPower,
+  formatTemperature,
+  percentOf,
+  shortUuid
+} from '../format';
+import { ISample, sparklinePaths, sparklineValues } from './history';
+import type { ITranslate } from '../trans';
+
+/** Above this percent a meter turns to the warning color. */
+const HIGH_LOAD_PERCENT = 90;
+
+const SPARK_WIDTH = 240;
+const SPARK_HEIGHT = 36;
+
+export interface IMeterProps {
+  label: string;
+  percent: number | null;
+  text: string;
+}
+
+/** A labelled horizontal bar, exposed to assistive technology as a meter. */
+export function Meter(props: IMeterProps): JSX.Element {
+  const { label, percent, text } = props;
+  const level =
+    percent === null ? 'unknown' : percent >= HIGH_LOAD_PERCENT ? 'high' : 'normal';
+  return (
+    <div className="jp-tk-meter">
+      <div className="jp-tk-meter-label">
+        <span>{label}</span>
+        <span className="jp-tk-meter-value">{text}</span>
+      </div>
+      <div
+        className="jp-tk-meter-track"
+        role="meter"
+        aria-label={label}
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={percent === null ? undefined : Math.round(percent)}
+        aria-valuetext={text}
+      >
+        <div
+          className="jp-tk-meter-fill"
+          data-level={level}
+          style={{ width: `${percent ?? 0}%` }}
+        />
+      </div>
+    </div>
+  );
+}
+
+export interface ISparklineProps {
+  samples: ISample[];
+  device: IGpuDevice;
+  /** Right edge, seconds since the epoch. */
+  end: number;
+  /** Seconds shown. */
+  window: number;
+  trans: ITranslate;
+}
+
+/** The device's recent utilization (memory use on MIG) as a small SVG chart. */
+export function Sparkline(props: ISparklineProps): JSX.Element {
+  const { samples, device, end, window, trans } = props;
+  const points = sparklineValues(samples, device);
+  const paths = sparklinePaths(points, {
+    width: SPARK_WIDTH,
+    height: SPARK_HEIGHT,
+    window,
+    end
+  });
+  const minutes = Math.round(window / 60);
+  const usesMemory = device.mig || device.utilization_gpu === null;
+  const caption = usesMemory
+    ? trans.__('Memory, last %1 min', minutes)
+    : trans.__('Utilization, last %1 min', minutes);
+  return (
+    <figure className="jp-tk-sparkline" title={caption}>
+      <svg
+        viewBox={`0 0 ${SPARK_WIDTH} ${SPARK_HEIGHT}`}
+        preserveAspectRatio="none"
+        role="img"
+        aria-label={caption}
+      >
+        <line
+          className="jp-tk-sparkline-grid"
+          x1={0}
+          x2={SPARK_WIDTH}
+          y1={SPARK_HEIGHT / 2}
+          y2={SPARK_HEIGHT / 2}
+        />
+        <path className="jp-tk-sparkline-area" d={paths.area} />
+        <path className="jp-tk-sparkline-line" d={paths.line} />
+      </svg>
+      <figcaption>{caption}</figcaption>
+    </figure>
+  );
+}
+
+export interface IProcessTableProps {
+  processes: IGpuProcess[];
+  /** Display name of a kernel of this server, by kernel id (notebook name when known). */
+  kernelLabel: (kernelId: string) => string;
+  trans: ITranslate;
+}
+
+export function ProcessTable(props: IProcessTableProps): JSX.Element {
+  const { processes, kernelLabel, trans } = props;
+  if (processes.length === 0) {
+    return <p className="jp-tk-gpu-no-processes">{trans.__('No processes')}</p>;
+  }
+  return (
+    <table className="jp-tk-gpu-processes">
+      <thead>
+        <tr>
+          <th scope="col">{trans.__('PID')}</th>
+          <th scope="col">{trans.__('Memory')}</th>
+          <th scope="col">{trans.__('Owner')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        {processes.map(p => (
+          <tr key={p.pid} data-kernel={p.kernel_id ? 'this-server' : 'other'}>
+            <td>{p.pid}</td>
+            <td>{formatBytes(p.used_memory)}</td>
+            <td
+              className={
+                p.kernel_id ? 'jp-tk-gpu-process-mine' : 'jp-tk-gpu-process-other'
+              }
+              title={p.kernel_id ? trans.__('Kernel %1', p.kernel_id) : undefined}
+            >
+              {p.kernel_id
+                ? trans.__('this notebook: %1', kernelLabel(p.kernel_id))
+                : trans.__('other process')}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export interface IGpuCardProps {
+  device: IGpuDevice;
+  samples: ISample[];
+  end: number;
+  window: number;
+  kernelLabel: (kernelId: string) => string;
+  trans: ITranslate;
+}
+
+/** Everything about one device; a failed device shows its error instead of figures. */
+export function GpuCard(props: IGpuCardProps): JSX.Element {
+  const { device, trans } = props;
+  const memoryPercent = percentOf(device.memory_used, device.memory_total);
+  return (
+    <section
+      className={`jp-tk-gpu-card${device.error ? ' jp-tk-gpu-card-failed' : ''}`}
+      data-uuid={device.uuid}
+      aria-label={device.name}
+    >
+      <header className="jp-tk-gpu-card-header">
+        <span className="jp-tk-gpu-index" title={trans.__('Device index')}>
+          {device.index}
+        </span>
+        <span className="jp-tk-gpu-name" title={device.uuid}>
+          {device.name}
+        </span>
+        {device.temperature !== null && (
+          <span className="jp-tk-gpu-temperature" title={trans.__('Temperature')}>
+            {formatTemperature(device.temperature)}
+          </span>
+        )}
+      </header>
+      {device.error ? (
+        <p className="jp-tk-gpu-error" role="alert">
+          {device.error}
+        </p>
+      ) : (
+        <>
+          {device.utilization_gpu !== null && (
+            <Meter
+              label={trans.__('Utilization')}
+              percent={device.utilization_gpu}
+              text={formatPercent(device.utilization_gpu)}
+            />
+          )}
+          <Meter
+            label={trans.__('Memory')}
+            percent={memoryPercent}
+            text={formatMemoryPair(device.memory_used, device.memory_total)}
+          />
+          <Sparkline
+            samples={props.samples}
+            device={device}
+            end={props.end}
+            window={props.window}
+            trans={trans}
+          />
+          <dl className="jp-tk-gpu-facts">
+            <div>
+              <dt>{trans.__('Temperature')}</dt>
+              <dd>{formatTemperature(device.temperature)}</dd>
+            </div>
+            <div>
+              <dt>{trans.__('Power')}</dt>
+              <dd>{formatPower(device.power_usage, device.power_limit)}</dd>
+            </div>
+            {device.utilization_memory !== null && (
+              <div>
+                <dt>{trans.__('Memory bandwidth')}</dt>
+                <dd>{formatPercent(device.utilization_memory)}</dd>
+              </div>
+            )}
+          </dl>
+          <ProcessTable
+            processes={device.processes}
+            kernelLabel={props.kernelLabel}
+            trans={trans}
+          />
+        </>
+      )}
+    </section>
+  );
+}
+
+export interface IMigGroupProps extends Omit<IGpuCardProps, 'device' | 'samples'> {
+  parentUuid: string;
+  devices: IGpuDevice[];
+  samplesOf: (uuid: string) => ISample[];
+}
+
+/** The MIG instances of one GPU, under a heading naming that GPU. */
+export function MigGroup(props: IMigGroupProps): JSX.Element {
+  const { parentUuid, devices, samplesOf, trans, ...rest } = props;
+  return (
+    <section className="jp-tk-gpu-mig-group" data-parent-uuid={parentUuid}>
+      <h3 className="jp-tk-gpu-mig-heading" title={parentUuid}>
+        {trans.__('MIG on %1', shortUuid(parentUuid))}
+        <span className="jp-tk-gpu-mig-count">
+          {trans._n('%1 instance', '%1 instances', devices.length)}
+        </span>
+      </h3>
+      {devices.map(device => (
+        <GpuCard
+          key={device.uuid}
+          device={device}
+          samples={samplesOf(device.uuid)}
+          trans={trans}
+          {...rest}
+        />
+      ))}
+    </section>
+  );
+}
