@@ -100,13 +100,21 @@ export interface IExamplesListing {
 /** Body of `POST jupyter-tk/api/examples/copy`. */
 export type CopyRequest = { ids: string[] } | { all: true };
 
-/**
- * Answer of `POST jupyter-tk/api/examples/copy` and `.../reset`: one result per id.
- * Only the fields the panel reads are typed; the server may add more.
- */
+/** What the server did with one example of a copy or reset request. */
+export interface IExampleResult {
+  id: string;
+  /** Status after the request. */
+  status: ExampleStatus;
+  /** `skipped`: nothing to do, or not allowed (then `message` says why). */
+  action: 'copied' | 'updated' | 'skipped' | 'error';
+  message: string | null;
+  /** Where the user's version was kept (reset), relative to the server root. */
+  backup: string | null;
+}
+
+/** Answer of `POST jupyter-tk/api/examples/copy` and `.../reset`: one result per id. */
 export interface IExamplesActionResult {
-  results?: unknown;
-  [key: string]: unknown;
+  results: IExampleResult[];
 }
 
 export function fetchGpus(): Promise<IGpuSnapshot> {

@@ -24,7 +24,11 @@ export function device(overrides: Partial<IGpuDevice> = {}): IGpuDevice {
 }
 
 /** A MIG instance of `parent`: no utilization, no power, like NVML reports it. */
-export function migInstance(parent: string, index: number, usedGiB: number): IGpuDevice {
+export function migInstance(
+  parent: string,
+  index: number,
+  usedGiB: number
+): IGpuDevice {
   return device({
     index,
     uuid: `MIG-${index}0000000-0000-0000-0000-000000000000`,

@@ -1,14 +1,24 @@
-import asyncio, threading, sys, faulthandler
-from tests.server.test_gpu_api import *  # noqa
-async def test_dbg(server, jp_fetch):
-    s = server.web_app.settings["jupyter_tk_gpu"]
-    print("snapshot", s.snapshot and s.snapshot.sequence, "paused", s.paused, s._thread.is_alive())
-    t = asyncio.ensure_future(jp_fetch("jupyter-tk", "api", "gpus", request_timeout=3))
-    await asyncio.sleep(1)
-    print("snapshot", s.snapshot and s.snapshot.sequence, "paused", s.paused, s._thread.is_alive(), s._waiters)
-    faulthandler.dump_traceback(all_threads=True)
-    try:
-        r = await t
-        print(r.code)
-    except Exception as e:
-        print("ERR", repr(e))
+import asyncio
+import pytest
+async def test_plain(jp_fetch):
+    r = await jp_fetch("api", "status", request_timeout=3)
+    print("plain", r.code)
+
+@pytest.fixture
+async def afix(jp_serverapp):
+    print("afix loop", id(asyncio.get_running_loop()))
+    return jp_serverapp
+
+async def test_with_async_fixture(afix, jp_fetch):
+    print("test loop", id(asyncio.get_running_loop()))
+    r = await jp_fetch("api", "status", request_timeout=3)
+    print("afix", r.code)
+
+@pytest.fixture
+def sfix(jp_serverapp, jp_asyncio_loop):
+    jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
+    return jp_serverapp
+
+async def test_with_sync_fixture(sfix, jp_fetch):
+    r = await jp_fetch("jupyter-tk", "api", "gpus", request_timeout=3)
+    print("sfix", r.code, r.body[:100])

@@ -14,7 +14,7 @@ import {
 } from '../api';
 import { describeError } from '../request';
 import { batches } from './tree';
-import { failuresOf, IActionFailure } from './results';
+import { backupsOf, failuresOf, IActionFailure } from './results';
 
 /** While the background sync runs, the listing is re-read this often (ms). */
 const SYNC_RECHECK_MS = 2000;
@@ -59,6 +59,11 @@ export class ExamplesModel implements IDisposable {
   /** Examples the last action could not handle, with the server's reason. */
   get failures(): IActionFailure[] {
     return this._failures;
+  }
+
+  /** Where the last reset kept the user's versions (paths relative to the server root). */
+  get backups(): string[] {
+    return this._backups;
   }
 
   get isDisposed(): boolean {
@@ -117,6 +122,7 @@ export class ExamplesModel implements IDisposable {
       return;
     }
     this._failures = [];
+    this._backups = [];
     this._error = null;
     this._progress = { label, done: 0, total: ids.length };
     this._emit();
@@ -125,6 +131,7 @@ export class ExamplesModel implements IDisposable {
         try {
           const result = await send(batch);
           this._failures.push(...failuresOf(result, batch));
+          this._backups.push(...backupsOf(result));
         } catch (error) {
           // The whole batch was refused (HTTP error): nothing of it was written.
           const message = describeError(error);
@@ -161,6 +168,7 @@ export class ExamplesModel implements IDisposable {
     }
   }
 
+  private _backups: string[] = [];
   private _changed = new Signal<this, void>(this);
   private _error: string | null = null;
   private _failures: IActionFailure[] = [];

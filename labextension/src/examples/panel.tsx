@@ -111,7 +111,7 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
   useModelChanges(model);
   // Folders the user opened; categories start open, set on first listing.
   const [expanded, setExpanded] = React.useState<Set<string> | null>(null);
-  const { listing, error, progress, failures, loading } = model;
+  const { listing, error, progress, failures, backups, loading } = model;
 
   const roots = React.useMemo(
     () => (listing ? buildExampleTree(listing.items, listing.categories) : []),
@@ -258,6 +258,22 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
                   </li>
                 ))}
               </ul>
+            </div>
+          )}
+          {backups.length > 0 && (
+            <div className="jp-tk-banner jp-tk-banner-info jp-tk-backups" role="status">
+              {backups.map(path => (
+                <p key={path}>
+                  {trans.__('Your version was kept as')}{' '}
+                  <button
+                    type="button"
+                    className="jp-tk-link"
+                    onClick={() => open(path)}
+                  >
+                    {path.split('/').pop()}
+                  </button>
+                </p>
+              ))}
             </div>
           )}
           {items.length === 0 ? (

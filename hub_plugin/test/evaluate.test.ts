@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { evaluate, freshnessText } from '../src/evaluate.ts';
+import type { Choice } from '../src/types.ts';
+import { a100, config, GiB, GPU_TAINT, node, snapshot } from './fixtures.ts';
+
+function choice(extra: Partial<Choice> = {}): Choice {
+  return {
+    profile: 'custom',
+    image: 'tk-jupyter-scipy',
+    customImage: '',
+    node: '',
+    cpu: '2',
+    memory: '4Gi',
+    gpuResource: '',
+    gpuCount: '0',
+    ...extra
+  };
+}
+
+const cluster = snapshot([
+  node('cpu-1', 8, 32),
+  node('gpu-1', 16, 64, { taints: [GPU_TAINT], gpus: [a100(1)] }),
+  node('old', 8, 32, { ready: false })
+]);
+
+describe('evaluate', () => {
+  it('disables nodes that cannot take the choice, with the reason', () => {
+    const result = evaluate(config(), cluster, choice({ profile: 'gpu-1' }));
+    const byName = Object.fromEntries(result.nodes.map(row => [row.name, row]));
+    assert.equal(byName['gpu-1'].disabled, false);
+    assert.equal(byName['cpu-1'].reason, 'no nvidia.com/gpu');
+    assert.equal(byName['cpu-1'].disabled, true);
+    assert.equal(byName['old'].reason, 'not ready');
+    assert.deepEqual(result.problems, []);
+  });
+
+  it('disables a GPU node once its last GPU is taken', () => {
+    const taken = snapshot([node('gpu-1', 16, 64, { taints: [GPU_TAINT], gpus: [a100(0)] })]);
+    const result = evaluate(config(), taken, choice({ profile: 'gpu-1' }));
+    assert.equal(result.nodes[0].disabled, true);
+    assert.equal(result.nodes[0].reason, 'only 0 of 4 nvidia.com/gpu free');
+    assert.match(result.problems[0], /Nothing fits this choice right now/);
+    assert.equal(result.presetReasons['gpu-1'], 'no node has room right now');
+  });
+
+  it('keeps the selected node enabled and says why it does not fit', () => {
+    const result = evaluate(config(), cluster, choice({ node: 'old' }));
+    assert.equal(result.nodes.find(row => row.name === 'old')?.disabled, false);
+    assert.deepEqual(result.problems, ['The node old cannot take this right now: not ready.']);
+  });
+
+  it('bounds controls by the cap and the most free on a node', () => {
+    const result = evaluate(config(), cluster, choice());
+    assert.deepEqual(result.bounds, { cpu: 16, memory: 64 * GiB, gpus: 1 });
+    const small = evaluate(config(), cluster, choice({ node: 'cpu-1' }));
+    assert.deepEqual(small.bounds, { cpu: 8, memory: 32 * GiB, gpus: 0 });
+  });
+
+  it('disables GPU kinds absent from the chosen node', () => {
+    const result = evaluate(config(), cluster, choice({ node: 'cpu-1' }));
+    assert.equal(result.gpuKinds.length, 1);
+    assert.equal(result.gpuKinds[0].disabled, true);
+    assert.match(result.gpuKinds[0].label, /not on cpu-1$/);
+  });
+
+  it('only lists nodes the policy lets the user pick', () => {
+    const result = evaluate(config({ nodeGlobs: ['gpu-*'] }), cluster, choice());
+    assert.deepEqual(
+      result.nodes.map(row => row.name),
+      ['gpu-1']
+    );
+  });
+
+  const problems: [string, Partial<Choice>, RegExp][] = [
+    ['a CPU over the cap', { cpu: '32' }, /over your limit of 16 CPU/],
+    ['a CPU that is not a number', { cpu: 'lots' }, /CPU must be a number/],
+    ['memory that is not a quantity', { memory: '4 GB' }, /Memory must be a whole number/],
+    ['too little memory', { memory: '1Mi' }, /at least 256 MiB/],
+    ['more GPUs than allowed', { gpuResource: 'nvidia.com/gpu', gpuCount: '3' }, /limit is 2/],
+    ['a GPU image without a GPU', { image: 'tk-jupyter-ml-gpu' }, /needs a GPU/],
+    ['an empty custom image', { image: '', customImage: ' ' }, /Type the custom image/],
+    ['a node that is gone', { node: 'vanished' }, /no node called vanished/]
+  ];
+  for (const [what, extra, expected] of problems) {
+    it(`reports ${what}`, () => {
+      const result = evaluate(config(), cluster, choice(extra));
+      assert.ok(
+        result.problems.some(problem => expected.test(problem)),
+        JSON.stringify(result.problems)
+      );
+    });
+  }
+
+  it('summarises the request', () => {
+    const result = evaluate(config(), cluster, choice({ profile: 'gpu-1', node: 'gpu-1' }));
+    assert.equal(
+      result.summary,
+      'Will request 4 CPU, 16 GiB memory, 1 nvidia.com/gpu on gpu-1 with SciPy.'
+    );
+  });
+});
+
+describe('freshnessText', () => {
+  it('says how old the data is and whether it is stale', () => {
+    assert.equal(freshnessText(0.2, false, null), 'Free resources as of just now.');
+    assert.equal(freshnessText(42, false, null), 'Free resources as of 42 s ago.');
+    assert.match(freshnessText(300, true, null), /out of date \(last update 5 min ago\)/);
+    assert.match(
+      freshnessText(3, false, 'HTTP 502'),
+      /Could not refresh the cluster data \(HTTP 502\)/
+    );
+  });
+});

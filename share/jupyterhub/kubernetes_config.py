@@ -1,0 +1,50 @@
+"""JupyterHub on Kubernetes with the jupyter-tk live resource picker.
+
+Run it as it is, in the hub pod (in-cluster service account) or anywhere ``$KUBECONFIG`` points
+at a cluster::
+
+    jupyterhub -f share/jupyterhub/kubernetes_config.py                 # from a clone
+    jupyterhub -f $PREFIX/share/jupyter-tk/jupyterhub/kubernetes_config.py   # from a pip install
+
+or load it from your own config and override anything after it::
+
+    c = get_config()
+    load_subconfig("/path/to/share/jupyterhub/kubernetes_config.py")
+    c.KubernetesInventory.node_selector = "node-role.kubernetes.io/notebooks=true"
+
+The hub's service account needs the RBAC in ``share/kubernetes/rbac.yaml`` (list/watch nodes and
+pods in all namespaces for the inventory; pods, events, PVCs, secrets and services in the
+notebook namespace for KubeSpawner).
+
+Environment (all optional):
+
+- ``KUBECONFIG``: cluster credentials when not running in a pod.
+- ``JUPYTER_TK_NAMESPACE``: namespace of the notebook pods (default: the hub pod's own
+  namespace, else ``default``).
+- ``JUPYTER_TK_HUB_CONNECT_IP``: address notebook pods use to reach the hub's API (in a pod,
+  set it to the hub Service name, e.g. ``hub``; default: the hub's own bind address).
+"""
+
+import os
+
+from jupyter_tk.hub.handlers import tk_extra_handlers
+from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
+
+c = get_config()  # provided by JupyterHub when it loads this file
+
+# -- spawner -------------------------------------------------------------------------------------
+
+c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+if os.environ.get("JUPYTER_TK_NAMESPACE"):
+    c.KubeSpawner.namespace = os.environ["JUPYTER_TK_NAMESPACE"]
+
+# Notebook pods must reach the hub API; in a cluster the hub listens on all interfaces.
+if os.environ.get("JUPYTER_TK_HUB_CONNECT_IP"):
+    c.JupyterHub.hub_ip = "0.0.0.0"
+    c.JupyterHub.hub_connect_ip = os.environ["JUPYTER_TK_HUB_CONNECT_IP"]
+
+# -- live inventory: one watch of nodes and pods serves every user -------------------------------
+
+# KubernetesInventory reads $KUBECONFIG, else the in-cluster service account. Its traits
+# (node_selector, stale_after_seconds, resync_seconds, ...) can be set on c.KubernetesInventory.
+c.JupyterHub.extra_handlers = tk_extra_handlers(KubernetesInventory)
