@@ -46,15 +46,14 @@ def generate_tree(source: Path, files: int, total_bytes: int, seed: int) -> list
     sizes = [max(1, int(mean * rng.uniform(0.5, 1.5))) for _ in range(files)]
     scale = total_bytes / sum(sizes)
     sizes = [max(1, int(size * scale)) for size in sizes]
-    block = rng.randbytes(max(sizes) + 4096)
     paths = []
     for index, size in enumerate(sizes):
         category = CATEGORIES[index % len(CATEGORIES)]
         folder = source / category / f"topic-{index // FILES_PER_FOLDER:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"example-{index:05d}.ipynb"
-        offset = rng.randrange(4096)
-        path.write_bytes(block[offset : offset + size])
+        # Distinct content per file, so git cannot store the tree as deltas of one block
+        path.write_bytes(rng.randbytes(size))
         paths.append(path)
     return paths
 

@@ -42,7 +42,13 @@ export function formatMemoryQuantity(amount: number): string {
 
 /** One GPU entry as "NVIDIA-A100-SXM4-80GB · MIG 1g.10gb · 10 GiB · shared". */
 export function formatGpuKind(gpu: GpuInfo): string {
-  const parts = [gpu.product || gpu.resource];
+  let product = gpu.product || gpu.resource;
+  const suffix = `-MIG-${gpu.mig_profile}`;
+  if (gpu.mig_profile && product.endsWith(suffix)) {
+    // GFD names a slice "<GPU>-MIG-1g.10gb"; say it once.
+    product = product.slice(0, -suffix.length);
+  }
+  const parts = [product];
   if (gpu.mig_profile) {
     parts.push(`MIG ${gpu.mig_profile}`);
   }

@@ -57,6 +57,10 @@ describe('units', () => {
     };
     assert.equal(formatGpuKind(mig), 'NVIDIA-A100-SXM4-80GB · MIG 1g.10gb · 9.6 GiB');
     assert.equal(
+      formatGpuKind({ ...mig, product: 'NVIDIA-A100-80GB-PCIe-MIG-1g.10gb' }),
+      'NVIDIA-A100-80GB-PCIe · MIG 1g.10gb · 9.6 GiB'
+    );
+    assert.equal(
       formatGpuKind({ ...a100(1), shared: true }),
       'NVIDIA-A100-SXM4-80GB · 80 GiB · shared'
     );

@@ -41,9 +41,14 @@ def format_gpu_kind(gpu: dict) -> str:
     ``{"resource": "nvidia.com/mig-1g.10gb", "product": "NVIDIA-A100-SXM4-80GB", ...}`` ->
     ``"NVIDIA-A100-SXM4-80GB MIG 1g.10gb"``; memory and sharing are added when known.
     """
-    parts = [gpu.get("product") or gpu["resource"]]
-    if gpu.get("mig_profile"):
-        parts.append(f"MIG {gpu['mig_profile']}")
+    product = gpu.get("product") or gpu["resource"]
+    profile = gpu.get("mig_profile")
+    if profile:
+        # GFD names a slice "<GPU>-MIG-1g.10gb"; say it once.
+        product = product.removesuffix(f"-MIG-{profile}")
+    parts = [product]
+    if profile:
+        parts.append(f"MIG {profile}")
     if gpu.get("memory_mib"):
         parts.append(format_bytes(gpu["memory_mib"] * 1024**2))
     if gpu.get("shared"):

@@ -154,7 +154,7 @@ class SpawnLimits:
     """Bounds and defaults that come from the spawner's configuration, not the policy."""
 
     min_cpu: float = 0.1
-    min_memory: int = 128 * 1024**2
+    min_memory: int = 256 * 1024**2
     default_cpu: float = 1.0
     default_memory: int = 2 * 1024**3
     #: The fraction of the limits the pod requests (reserves) on its node.
@@ -276,7 +276,11 @@ def _number(value: Any, what: str, example: str) -> Decimal:
         raise InvalidOptions(f"{what} must be a number, got {_shown(value)}.")
     try:
         amount = parse_quantity(value.strip() if isinstance(value, str) else value)
-    except ValueError:
+    except ValueError as e:
+        if "too large" in str(e) or "out of range" in str(e):
+            raise InvalidOptions(
+                f"{what} {_shown(value)} is far more than any server can have."
+            ) from None
         raise InvalidOptions(
             f"{what} must be a number such as {example}, got {_shown(value)}."
         ) from None
@@ -375,12 +379,14 @@ def _image(value: Any, context: ValidationContext) -> tuple[str, str | None, boo
     try:
         reference = parse_image_reference(value)
     except ValueError as e:
-        raise InvalidOptions(f"The custom image is not a valid image reference: {e}") from None
+        raise InvalidOptions(
+            f"{_shown(value)} is not in the image list and not a valid image reference: {e}"
+        ) from None
     if not rule.allows_registry(reference):
         registries = ", ".join(rule.custom_images.registries)
         raise InvalidOptions(
-            f"Custom images may only come from {registries}; {_shown(value)} is on "
-            f"{reference.registry}."
+            f"{_shown(value)} is not in the image list, and custom images may only come "
+            f"from {registries} (it is on {reference.registry})."
         )
     return value, None, False
 

@@ -283,7 +283,9 @@ class ExamplesSync(LoggingConfigurable):
         try:
             layout = self._layout()
             with layout.open_source() as source_fd:
-                if ids is not None:  # refuse unknown ids before anything is created
+                # Everything that can refuse the request is checked before anything is created.
+                choose_categories(layout.image, self.categories, source_fd)
+                if ids is not None:
                     known = self._scan(layout, source_fd, None, None, _no_status).entries
                     check_known(ids, known)
                 results = self._change_locked(layout, source_fd, ids, mode, outcomes)
@@ -313,9 +315,10 @@ class ExamplesSync(LoggingConfigurable):
                 )
                 if ids is not None:
                     check_known(ids, result.entries)
-                selected = list(result.entries.values()) if ids is None else [
-                    result.entries[item_id] for item_id in ids
-                ]  # fmt: skip
+                if ids is None:
+                    selected = list(result.entries.values())
+                else:
+                    selected = [result.entries[item_id] for item_id in ids]
                 jobs, skipped = plan(selected, mode, explicit=ids is not None)
                 with self._status_lock:
                     self._status_total = len(jobs)

@@ -15,8 +15,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from .examples_fs import (
     ChangedError,
@@ -42,6 +42,8 @@ RESET = "reset"  # move whatever is at the place aside, then create
 # A batch is what one durability point covers; small enough to bound open temp files.
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
+# Free space is estimated in whole filesystem blocks: a 10-byte file still takes a block.
+BLOCK_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,17 @@ class _Folders:
         self._fds = {(): self._fds[()]}
 
 
+@dataclass
+class _Staged:
+    """A batch whose files sit in temp files: not durable, not placed yet."""
+
+    batch: list[Job]
+    sources: _Folders
+    dests: _Folders
+    temps: dict[str, tuple[Job, TempCopy]] = field(default_factory=dict)
+    failed: dict[str, Outcome] = field(default_factory=dict)
+
+
 class BatchWriter:
     """Writes jobs into the destination's image folder and reports one outcome per job."""
 
@@ -114,58 +127,91 @@ class BatchWriter:
         self.durable_batches = can_sync_filesystem()
 
     def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Copy batch after batch; batch N is flushed to disk while batch N+1 is copied."""
         outcomes: list[Outcome] = []
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="jupyter-tk-copy") as pool:
-            for batch in _batches(jobs):
-                outcomes.extend(self._run_batch(batch, pool))
+        pending: tuple[_Staged, Future | None] | None = None
+        with (
+            ThreadPoolExecutor(self.threads, thread_name_prefix="jupyter-tk-copy") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="jupyter-tk-flush") as flusher,
+        ):
+            try:
+                for batch in _batches(jobs):
+                    staged = self._stage(batch, pool)
+                    flushed = None
+                    if staged.temps and self.durable_batches:
+                        flushed = flusher.submit(sync_filesystem, self.dest_fd)
+                    if pending:
+                        outcomes.extend(self._finish(*pending))
+                    pending = (staged, flushed)
+                if pending:
+                    outcomes.extend(self._finish(*pending))
+                    pending = None
+            finally:
+                if pending:  # an unexpected error: leave no temp file behind
+                    self._abandon(pending[0])
         return outcomes
 
-    def _run_batch(self, batch: list[Job], pool: ThreadPoolExecutor) -> list[Outcome]:
+    def _stage(self, batch: list[Job], pool: ThreadPoolExecutor) -> _Staged:
+        """Admit the batch's jobs and copy them to temp files (not yet durable or placed)."""
         sources = _Folders(self.source_fd, create=False)
-        dests = _Folders(self.dest_fd, create=True)
-        failed: dict[str, Outcome] = {}
+        staged = _Staged(batch, sources, _Folders(self.dest_fd, create=True))
         try:
-            admitted = self._admit(batch, failed, sources, dests)
-            futures = {
-                job.entry.id: pool.submit(
-                    copy_to_temp,
-                    sources.get(job.entry.parts[:-1]),
-                    job.entry.parts[-1],
-                    dests.get(job.entry.parts[:-1]),
-                    shown_as=job.entry.id,
-                    max_bytes=self.limits.max_file_bytes,
-                    fsync=not self.durable_batches,
+            admitted = self._admit(batch, staged.failed, staged.sources, staged.dests)
+            futures = [
+                (
+                    job,
+                    pool.submit(
+                        copy_to_temp,
+                        staged.sources.get(job.entry.parts[:-1]),
+                        job.entry.parts[-1],
+                        staged.dests.get(job.entry.parts[:-1]),
+                        shown_as=job.entry.id,
+                        max_bytes=self.limits.max_file_bytes,
+                        fsync=not self.durable_batches,
+                    ),
                 )
                 for job in admitted
-            }
-            temps: dict[str, TempCopy] = {}
-            for job in admitted:
-                try:
-                    temps[job.entry.id] = futures[job.entry.id].result()
-                except (OSError, UnsafePathError, ValueError) as error:
-                    failed[job.entry.id] = _failure(job, f"could not copy: {_reason(error)}")
-            if temps and self.durable_batches:
-                try:
-                    sync_filesystem(self.dest_fd)
-                except OSError as error:
-                    for job in admitted:
-                        if job.entry.id in temps:
-                            self._discard(dests, job, temps.pop(job.entry.id))
-                            failed[job.entry.id] = _failure(job, f"could not flush: {error}")
-            placed = [
-                self._place(job, temps[job.entry.id], dests)
-                for job in admitted
-                if job.entry.id in temps
             ]
+            for job, future in futures:
+                try:
+                    staged.temps[job.entry.id] = (job, future.result())
+                except (OSError, UnsafePathError, ValueError) as error:
+                    staged.failed[job.entry.id] = _failure(job, f"could not copy: {_reason(error)}")
+        except BaseException:
+            self._abandon(staged)
+            raise
+        return staged
+
+    def _finish(self, staged: _Staged, flushed: Future | None) -> list[Outcome]:
+        """Once the batch is durable, move its temp files into place."""
+        try:
+            if flushed is not None:
+                try:
+                    flushed.result()
+                except OSError as error:
+                    for job, temp in staged.temps.values():
+                        self._discard(staged.dests, job, temp)
+                        staged.failed[job.entry.id] = _failure(job, f"could not flush: {error}")
+                    staged.temps.clear()
+            placed = {
+                item_id: self._place(job, temp, staged.dests)
+                for item_id, (job, temp) in staged.temps.items()
+            }
+            staged.temps.clear()
             # The new names must be durable before the manifest (written next) relies on them.
-            for parts in {job.entry.parts[:-1] for job in admitted if job.entry.id in temps}:
-                os.fsync(dests.get(parts))
+            for parts in {job.entry.parts[:-1] for job in staged.batch if job.entry.id in placed}:
+                os.fsync(staged.dests.get(parts))
         finally:
-            sources.close()
-            dests.close()
-        by_id = {outcome.id: outcome for outcome in placed}
-        by_id.update(failed)
-        return [by_id[job.entry.id] for job in batch]
+            self._abandon(staged)
+        placed.update(staged.failed)
+        return [placed[job.entry.id] for job in staged.batch]
+
+    def _abandon(self, staged: _Staged) -> None:
+        for job, temp in staged.temps.values():
+            self._discard(staged.dests, job, temp)
+        staged.temps.clear()
+        staged.sources.close()
+        staged.dests.close()
 
     def _admit(self, batch, failed, sources, dests) -> list[Job]:
         """Jobs that fit the size cap and the free space, with their folders ready."""
@@ -184,7 +230,7 @@ class BatchWriter:
                     f"{format_bytes(self.limits.max_total_bytes)} (ExamplesSync.max_total_bytes)",
                 )
                 continue
-            if free - size < self.limits.min_free_bytes:
+            if free - _in_blocks(size) < self.limits.min_free_bytes:
                 failed[entry.id] = _failure(
                     job,
                     f"not enough free space: {format_bytes(free)} free in {self.dest_path}, "
@@ -198,7 +244,7 @@ class BatchWriter:
             except (OSError, UnsafePathError) as error:
                 failed[entry.id] = _failure(job, f"refused: {_reason(error)}")
                 continue
-            free -= size
+            free -= _in_blocks(size)
             self.used_bytes = projected
             admitted.append(job)
         return admitted
@@ -252,6 +298,10 @@ def _batches(jobs: list[Job]):
         batch_bytes += size
     if batch:
         yield batch
+
+
+def _in_blocks(size: int) -> int:
+    return -(-size // BLOCK_BYTES) * BLOCK_BYTES
 
 
 def _failure(job: Job, message: str, *, status: str | None = None) -> Outcome:

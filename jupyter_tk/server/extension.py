@@ -30,4 +30,5 @@ class JupyterTkExtension(ExtensionApp):
         self.examples_sync.start_background_sync()
 
     async def stop_extension(self):
+        self.examples_sync.close()
         await self.gpu_sampler.close()

@@ -10,6 +10,7 @@ only every ``retry_interval`` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -203,10 +204,11 @@ class GpuSampler(LoggingConfigurable):
             self._stopping = True
             self._cond.notify_all()
         thread = self._thread
-        deadline = time.monotonic() + CLOSE_JOIN_SECONDS
-        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        if thread is not None and thread.is_alive():
+        if thread is None:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, thread.join, CLOSE_JOIN_SECONDS)
+        if thread.is_alive():
             self.log.warning("GPU sampler thread still busy in NVML after %ss", CLOSE_JOIN_SECONDS)
 
     # -- the sampler thread ---------------------------------------------------------------------
@@ -290,10 +292,9 @@ class GpuSampler(LoggingConfigurable):
             self._snapshot = GpuSnapshot.build(document, self._sequence)
             waiters, self._waiters = self._waiters, []
         for loop, waiter in waiters:
-            try:
+            # RuntimeError: that loop has closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_wake, waiter)
-            except RuntimeError:
-                pass  # that loop has closed; nobody is waiting any more
 
     def _unavailable(self, reason: str) -> GpuSnapshot:
         return GpuSnapshot.build(self._document(False, reason), self._sequence)

@@ -50,6 +50,9 @@ INIT_FAILURES = {
     pynvml.NVML_ERROR_NO_PERMISSION: "This server has no permission to use the NVIDIA driver",
 }
 UNKNOWN_NAME = "Unknown GPU"
+# The enforced power limit only changes when an administrator sets it: re-read it this often
+# rather than on every sample (one NVML call per GPU per sample saved).
+POWER_LIMIT_REFRESH_SECONDS = 30.0
 
 
 class NvmlUnavailable(Exception):
@@ -239,13 +242,22 @@ class NvmlReader:
         device["temperature"] = self._temperature(row)
         milliwatts = self._field(row, "power_usage", pynvml.nvmlDeviceGetPowerUsage, handle)
         device["power_usage"] = milliwatts / 1000.0 if milliwatts is not None else None
+        device["power_limit"] = self._power_limit(row)
+        device["processes"] = self._processes(row)
+
+    def _power_limit(self, row: _Row) -> float | None:
+        now = time.monotonic()
+        if now - row.power_limit_read_at < POWER_LIMIT_REFRESH_SECONDS:
+            return row.power_limit
+        handle = row.handle
         limit = self._field(row, "power_limit", pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         if limit is None and "power_limit" in row.never:
             limit = self._field(
                 row, "power_management_limit", pynvml.nvmlDeviceGetPowerManagementLimit, handle
             )
-        device["power_limit"] = limit / 1000.0 if limit is not None else None
-        device["processes"] = self._processes(row)
+        row.power_limit = limit / 1000.0 if limit is not None else None
+        row.power_limit_read_at = now
+        return row.power_limit
 
     def _memory(self, row: _Row):
         if self._memory_version is not None:
@@ -312,7 +324,9 @@ class NvmlReader:
         self._logged.add(key)
         expected = error.value in FIELD_ABSENT or error.value in VARIANT_MISSING
         level = logging.DEBUG if expected else logging.WARNING
-        self.log.log(level, "GPU %s (%s): %s unavailable: %s", row.index, row.uuid, field_name, error)
+        self.log.log(
+            level, "GPU %s (%s): %s unavailable: %s", row.index, row.uuid, field_name, error
+        )
 
 
 class _Row:
@@ -328,6 +342,8 @@ class _Row:
         # Fields this device answered NOT_SUPPORTED / FUNCTION_NOT_FOUND for -> that error code.
         self.never: dict[str, int] = {}
         self.lost_until = 0.0
+        self.power_limit: float | None = None
+        self.power_limit_read_at = float("-inf")
         self.failures: list[str] = []
         self.successes = 0
 

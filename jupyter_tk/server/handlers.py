@@ -1,6 +1,5 @@
 """REST handlers under ``<base_url>/jupyter-tk/api``: thin, logic lives in gpu.py and examples.py."""
 
-import contextlib
 import json
 
 import tornado.web
@@ -52,43 +51,43 @@ class ExamplesHandler(APIHandler):
         self.finish(json.dumps(await self.settings["jupyter_tk_examples"].list_async()))
 
 
-class ExamplesCopyHandler(APIHandler):
+class ExamplesChangeHandler(APIHandler):
+    """Shared by copy and reset: bad requests -> 400, copying impossible now -> 409."""
+
+    auth_resource = AUTH_RESOURCE
+
+    async def change(self, *, allow_all: bool):
+        examples = self.settings["jupyter_tk_examples"]
+        try:
+            ids = read_request(self.request.body, allow_all=allow_all)
+            if allow_all:
+                result = await examples.copy_async(ids)
+            else:
+                result = await examples.reset_async(ids)
+        except (ExamplesRequestError, ExamplesUnavailableError) as error:
+            # Written here, not raised as HTTPError: its message would be %-formatted.
+            self.set_status(400 if isinstance(error, ExamplesRequestError) else 409)
+            self.finish(json.dumps({"message": str(error), "reason": None}))
+            return
+        self.finish(json.dumps(result))
+
+
+class ExamplesCopyHandler(ExamplesChangeHandler):
     """POST {"ids": [...]} or {"all": true}: copy new examples, refresh unedited ones."""
 
-    auth_resource = AUTH_RESOURCE
-
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        examples = self.settings["jupyter_tk_examples"]
-        with examples_http_errors():
-            ids = read_request(self.request.body, allow_all=True)
-            self.finish(json.dumps(await examples.copy_async(ids)))
+        await self.change(allow_all=True)
 
 
-class ExamplesResetHandler(APIHandler):
+class ExamplesResetHandler(ExamplesChangeHandler):
     """POST {"ids": [...]}: restore originals, keeping each edited copy beside it."""
 
-    auth_resource = AUTH_RESOURCE
-
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        examples = self.settings["jupyter_tk_examples"]
-        with examples_http_errors():
-            ids = read_request(self.request.body, allow_all=False)
-            self.finish(json.dumps(await examples.reset_async(ids)))
-
-
-@contextlib.contextmanager
-def examples_http_errors():
-    """Bad requests -> 400, copying impossible right now -> 409; both with a JSON message."""
-    try:
-        yield
-    except ExamplesRequestError as error:
-        raise tornado.web.HTTPError(400, "%s", error) from None
-    except ExamplesUnavailableError as error:
-        raise tornado.web.HTTPError(409, "%s", error) from None
+        await self.change(allow_all=False)
 
 
 def setup_route_handlers(web_app):

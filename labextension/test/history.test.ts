@@ -5,7 +5,8 @@ import {
   DeviceHistories,
   HistoryRing,
   sparklinePaths,
-  sparklineValues
+  sparklineValues,
+  sparklineWindow
 } from '../src/gpu/history';
 import { device, migInstance } from './gpu';
 
@@ -157,5 +158,14 @@ describe('sparklinePaths', () => {
   it('leaves out points outside the window and draws nothing for no data', () => {
     expect(sparklinePaths([{ t: -5, v: 10 }], box)).toEqual({ line: '', area: '' });
     expect(sparklinePaths([], box)).toEqual({ line: '', area: '' });
+  });
+});
+
+describe('sparklineWindow', () => {
+  it('spans the history held, within the bounds', () => {
+    expect(sparklineWindow([sample(1000)], 1200, 60, 600)).toBe(200);
+    expect(sparklineWindow([sample(1190)], 1200, 60, 600)).toBe(60);
+    expect(sparklineWindow([sample(0)], 1200, 60, 600)).toBe(600);
+    expect(sparklineWindow([], 1200, 60, 600)).toBe(60);
   });
 });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 
 import type { IGpuSnapshot } from '../src/api';
-import { busiestDevice, groupDevices, statusSummary } from '../src/gpu/summary';
+import {
+  busiestDevice,
+  deviceTitle,
+  groupDevices,
+  migParentName,
+  statusSummary
+} from '../src/gpu/summary';
 import { device, migInstance } from './gpu';
 import { trans } from './translate';
 
@@ -65,6 +71,14 @@ describe('busiestDevice', () => {
   it('uses the memory share where utilization is not reported (MIG)', () => {
     const devices = [migInstance(PARENT_A, 1, 1), migInstance(PARENT_A, 2, 4)];
     expect(busiestDevice(devices)?.index).toBe(2);
+  });
+
+  it('prefers a GPU that reports utilization over a MIG instance with more memory in use', () => {
+    const devices = [
+      device({ index: 0, utilization_gpu: 12 }),
+      migInstance(PARENT_A, 1, 4.5)
+    ];
+    expect(busiestDevice(devices)?.index).toBe(0);
   });
 
   it('passes over failed devices unless all failed', () => {
@@ -131,5 +145,31 @@ describe('statusSummary', () => {
     ['no device', snapshot({ devices: [] })]
   ])('hides with %s', (_, value) => {
     expect(statusSummary(value, trans)).toBeNull();
+  });
+});
+
+describe('titles', () => {
+  it('names a MIG instance by its profile and its group by the GPU model', () => {
+    const instance = migInstance(PARENT_A, 1, 1);
+    expect(deviceTitle(instance)).toBe('MIG 1g.5gb');
+    expect(migParentName([instance])).toBe('NVIDIA A100-SXM4-40GB');
+  });
+
+  it('keeps names that do not follow the NVML pattern', () => {
+    expect(deviceTitle(device())).toBe('NVIDIA A100-SXM4-80GB');
+    const odd = migInstance(PARENT_A, 1, 1);
+    odd.name = 'Some MIG device';
+    expect(deviceTitle(odd)).toBe('Some MIG device');
+    expect(migParentName([odd])).toBeNull();
+  });
+
+  it.each([
+    ['NVIDIA H100 80GB HBM3 MIG 1g.10gb', 'MIG 1g.10gb'],
+    ['NVIDIA A100-SXM4-40GB MIG 1c.2g.10gb', 'MIG 1c.2g.10gb'],
+    ['NVIDIA H100 80GB HBM3 MIG 1g.10gb+me', 'MIG 1g.10gb+me']
+  ])('reads the profile of %s', (name, title) => {
+    const instance = migInstance(PARENT_A, 1, 1);
+    instance.name = name;
+    expect(deviceTitle(instance)).toBe(title);
   });
 });

@@ -19,6 +19,9 @@ notebook namespace for KubeSpawner).
 Environment (all optional):
 
 - ``KUBECONFIG``: cluster credentials when not running in a pod.
+- ``JUPYTER_TK_POLICY``: the group policy file (see ``share/policy.example.yaml``).
+- ``JUPYTER_TK_CATALOG``: the image catalog, an http(s) URL (e.g. thinkube-control's
+  ``/api/v1/images/jupyter``) or a JSON file (see ``share/catalog.example.json``).
 - ``JUPYTER_TK_NAMESPACE``: namespace of the notebook pods (default: the hub pod's own
   namespace, else ``default``).
 - ``JUPYTER_TK_HUB_CONNECT_IP``: address notebook pods use to reach the hub's API (in a pod,
@@ -34,7 +37,12 @@ c = get_config()  # provided by JupyterHub when it loads this file
 
 # -- spawner -------------------------------------------------------------------------------------
 
-c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+# tk-kubernetes is KubeSpawner with the jupyter-tk form: presets and custom sizes within the
+# group policy, images from the catalog, a live node/GPU picker, every submission validated.
+c.JupyterHub.spawner_class = "tk-kubernetes"
+# The policy comes from $JUPYTER_TK_POLICY (a YAML/JSON file) and the image catalog from
+# $JUPYTER_TK_CATALOG (a URL or a file): both are the defaults of c.Policy.policy_file and
+# c.ImageCatalog.source. Without a policy nobody may start a server (the form says why).
 if os.environ.get("JUPYTER_TK_NAMESPACE"):
     c.KubeSpawner.namespace = os.environ["JUPYTER_TK_NAMESPACE"]
 

@@ -1,5 +1,6 @@
 """Real-browser fixtures: Debian's Chromium driven by Playwright (never a downloaded browser)."""
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,15 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    """Replace pytest-jupyter's autouse loop fixture here: it closes the thread's current loop,
+    which under Playwright's sync API is Playwright's own, still running."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,20 @@ class Cluster:
     pods: list[dict] = field(default_factory=list)
 
 
+NODE_INFO = {
+    "architecture": "amd64",
+    "bootID": "00000000-0000-0000-0000-000000000000",
+    "containerRuntimeVersion": "containerd://1.7.0",
+    "kernelVersion": "6.1.0",
+    "kubeProxyVersion": "v1.31.0",
+    "kubeletVersion": "v1.31.0",
+    "machineID": "0" * 32,
+    "operatingSystem": "linux",
+    "osImage": "Debian GNU/Linux 12 (bookworm)",
+    "systemUUID": "00000000-0000-0000-0000-000000000000",
+}
+
+
 def make_node(
     name: str,
     *,
@@ -87,7 +101,7 @@ def make_node(
                     "reason": "KubeletReady" if ready else "NodeStatusUnknown",
                 },
             ],
-            "nodeInfo": {"kubeletVersion": "v1.31.0", "architecture": "amd64"},
+            "nodeInfo": NODE_INFO,
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         },
     }
@@ -329,7 +343,12 @@ def large_cluster(nodes: int = 1000, pods: int = 30000, seed: int = 0) -> Cluste
                     "labels": {"app": app, "tier": "backend", "pod-template-hash": "5d9f8c7b6"},
                     "annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"},
                     "ownerReferences": [
-                        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{app}-5d9f8c7b6"}
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": f"{app}-5d9f8c7b6",
+                            "uid": f"11111111-0000-0000-0000-{index % 97:012d}",
+                        }
                     ],
                 },
                 "spec": {
@@ -354,7 +373,14 @@ def large_cluster(nodes: int = 1000, pods: int = 30000, seed: int = 0) -> Cluste
                     "hostIP": "127.0.0.1",
                     "conditions": shared_conditions,
                     "containerStatuses": [
-                        {"name": "main", "ready": True, "restartCount": 0, "started": True}
+                        {
+                            "name": "main",
+                            "image": f"registry.example/{app}:1.0",
+                            "imageID": f"registry.example/{app}@sha256:{index:064d}",
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                        }
                     ],
                 },
             }

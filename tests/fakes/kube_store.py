@@ -174,9 +174,13 @@ class Store:
             self.pods_by_node.setdefault(node, set()).add(key)
         if pod.get("status", {}).get("phase") in TERMINAL_PHASES:
             return
+        try:
+            requests = pod_requests(pod)
+        except ValueError:
+            requests = {}  # a real API server refuses such a pod; tests store it on purpose
         totals = self.requested.setdefault(node, {})
         sign = -1 if remove else 1
-        for resource, amount in {**pod_requests(pod), "pods": Decimal(1)}.items():
+        for resource, amount in {**requests, "pods": Decimal(1)}.items():
             totals[resource] = totals.get(resource, Decimal(0)) + sign * amount
 
     def put(self, plural: str, obj: dict, *, create: bool = False, take: bool = False) -> dict:
@@ -240,6 +244,10 @@ class Store:
 
     def create_pod(self, pod: dict) -> dict:
         """What POST .../pods does: store it Pending, then bind it (or say why not)."""
+        try:
+            pod_requests(pod)
+        except ValueError as error:
+            raise ApiError(422, "Invalid", f"Pod is invalid: {error}") from error
         pod = copy.deepcopy(pod)
         pod.setdefault("status", {})
         pod["status"].setdefault("phase", "Pending")
@@ -287,6 +295,8 @@ class Store:
                 {
                     "name": c.get("name"),
                     "image": c.get("image"),
+                    "imageID": f"{c.get('image')}@sha256:{'0' * 64}",
+                    "containerID": f"containerd://{uuid.uuid4().hex}",
                     "ready": True,
                     "restartCount": 0,
                     "started": True,

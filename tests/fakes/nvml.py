@@ -31,9 +31,10 @@ change GPU state while a process runs; write it with :func:`write_nvml_config`):
           "graphics_processes": [],
           "lost": false,                     # every query answers NVML_ERROR_GPU_IS_LOST
           "handle_lost": false,              # even nvmlDeviceGetHandleByIndex fails (GPU_IS_LOST)
-          "unsupported": [],                 # NVML_ERROR_NOT_SUPPORTED for: "utilization", "memory",
-                                             #   "temperature", "power_usage", "power_limit",
-                                             #   "processes", "graphics_processes", "mig_mode", "pcie"
+          "unsupported": [],                 # NVML_ERROR_NOT_SUPPORTED for any of: "utilization",
+                                             #   "memory", "temperature", "power_usage",
+                                             #   "power_limit", "processes", "graphics_processes",
+                                             #   "mig_mode", "pcie"
           "mig": [                           # present (even empty) = MIG mode enabled
             {"uuid": "MIG-...", "name": "...", "memory_total": 10737418240,
              "memory_used": 0, "processes": []}

@@ -61,6 +61,7 @@ class LocalHub:
         gpus: list[dict] | None = None,
         extra_config: str = "",
         port: int | None = None,
+        load_local_config: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,13 +71,15 @@ class LocalHub:
         self.nvml_config_path = self.workdir / "nvml.json"
         self.nvml_env = nvml_env(fake_config(gpus or default_gpus()), self.nvml_config_path)
         self.config_path = self.workdir / "test_config.py"
-        self.config_path.write_text(
-            "c = get_config()\n"
+        base = (
             f"load_subconfig({str(LOCAL_CONFIG)!r})\n"
             "# The fake NVML's config must reach the spawned servers too.\n"
             "c.Spawner.env_keep.append('FAKE_NVML_CONFIG')\n"
-            "c.LocalInventory.refresh_interval = 1.0\n" + extra_config
+            "c.LocalInventory.refresh_interval = 1.0\n"
+            if load_local_config
+            else ""
         )
+        self.config_path.write_text("c = get_config()\n" + base + extra_config)
         self.process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:

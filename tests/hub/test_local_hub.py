@@ -153,8 +153,13 @@ def test_the_rest_api_is_held_to_the_same_rules(hub):
     response = frank.api(
         "POST",
         "/hub/api/users/frank/server",
-        json={"profile": "custom", "cpu": 0.5, "memory": "1Gi", "gpu": {"resource": GPU, "count": 5}},
+        json={
+            "profile": "custom",
+            "cpu": 0.5,
+            "memory": "1Gi",
+            "gpu": {"resource": GPU, "count": 5},
+        },
     )
     assert response.status_code == 400
-    assert "GPU" in response.json()["message"]
+    assert "not enough nvidia.com/gpu" in response.json()["message"]
     assert frank.server() is None

@@ -22,7 +22,6 @@ import pytest
 
 from jupyter_tk.server.examples import (
     ExamplesRequestError,
-    ExamplesSync,
     ExamplesUnavailableError,
 )
 from jupyter_tk.server.examples_fs import move_aside, open_root
@@ -114,8 +113,8 @@ def test_special_files_and_unusable_names_are_skipped(tmp_path, source):
         "its name is reserved for jupyter-tk temporary files",
     ]
     sync.copy_all()  # does not hang on the FIFO
-    assert statuses(sync) == dict.fromkeys(["common/data/notes.md", ID, "ml-gpu/train.ipynb"],
-                                           "unchanged")  # fmt: skip
+    expected = dict.fromkeys(["common/data/notes.md", ID, "ml-gpu/train.ipynb"], "unchanged")
+    assert statuses(sync) == expected
 
 
 # ---- ids are the only way in: traversal, absolute, NUL, unicode look-alikes -------------------
@@ -328,7 +327,7 @@ CRASHING_CHILD = textwrap.dedent(
     import os, signal, sys
     from jupyter_tk.server.examples import ExamplesSync
 
-    call, wanted_name, source, destination, root = sys.argv[1:]
+    call, wanted_name, source, destination, root, image = sys.argv[1:]
     real = getattr(os, call)
 
     def crash(*args, **kwargs):
@@ -337,19 +336,16 @@ CRASHING_CHILD = textwrap.dedent(
         return real(*args, **kwargs)
 
     setattr(os, call, crash)
-    ExamplesSync(source_dir=source, destination_dir=destination, image_name="%s",
+    ExamplesSync(source_dir=source, destination_dir=destination, image_name=image,
                  root_dir=root).copy_all()
     """
-    % IMAGE
 )
 
 
 def run_crashing_child(tmp_path, call, wanted_name):
-    child = subprocess.run(
-        [sys.executable, "-c", CRASHING_CHILD, call, wanted_name, str(tmp_path / "source"),
-         str(tmp_path / "home" / "examples"), str(tmp_path / "home")],
-        capture_output=True,
-    )  # fmt: skip
+    folders = [tmp_path / "source", tmp_path / "home" / "examples", tmp_path / "home"]
+    command = [sys.executable, "-c", CRASHING_CHILD, call, wanted_name, *map(str, folders), IMAGE]
+    child = subprocess.run(command, capture_output=True)
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
 
 
@@ -413,8 +409,8 @@ def test_a_failed_rename_reports_an_error_and_keeps_the_copy(tmp_path, source, m
 @pytest.fixture
 def many_files(tmp_path):
     folder = tmp_path / "source"
-    write_tree(folder, {f"common/topic-{i % 10}/f{i:03d}.ipynb": os.urandom(20_000)
-                        for i in range(300)})  # fmt: skip
+    files = {f"common/topic-{i % 10}/f{i:03d}.ipynb": os.urandom(20_000) for i in range(300)}
+    write_tree(folder, files)
     return folder
 
 
@@ -442,17 +438,16 @@ CONCURRENT_CHILD = textwrap.dedent(
     """
     import json, sys
     from jupyter_tk.server.examples import ExamplesSync
-    source, destination, root = sys.argv[1:]
-    sync = ExamplesSync(source_dir=source, destination_dir=destination, image_name="%s",
+    source, destination, root, image = sys.argv[1:]
+    sync = ExamplesSync(source_dir=source, destination_dir=destination, image_name=image,
                         root_dir=root)
     print(json.dumps([r["action"] for r in sync.copy_all()["results"]]))
     """
-    % IMAGE
 )
 
 
 def test_two_processes_sync_at_once_and_each_file_is_copied_once(tmp_path, many_files):
-    args = [str(many_files), str(tmp_path / "home" / "examples"), str(tmp_path / "home")]
+    args = [str(many_files), str(tmp_path / "home" / "examples"), str(tmp_path / "home"), IMAGE]
     children = [
         subprocess.Popen([sys.executable, "-c", CONCURRENT_CHILD, *args], stdout=subprocess.PIPE)
         for _ in range(2)

@@ -4,6 +4,7 @@ The fake libnvidia-ml.so.1 is loaded into this process once (pynvml loads a libr
 process); each test writes its own GPU scenario before the server's sampler starts.
 """
 
+import asyncio
 import json
 import os
 import signal
@@ -43,6 +44,16 @@ class DenyJupyterTk(Authorizer):
 
 
 @pytest.fixture
+def jp_asyncio_loop(_function_scoped_runner):
+    """Run pytest-jupyter's server on the loop pytest-asyncio runs these async tests on.
+
+    With asyncio_mode=auto, pytest-asyncio (not pytest-jupyter) runs async tests, on its own
+    loop; pytest-jupyter would otherwise start the HTTP server on a second loop nobody runs.
+    """
+    return _function_scoped_runner.get_loop()
+
+
+@pytest.fixture
 def fake_nvml(tmp_path, monkeypatch):
     _load_fake_nvml()
     nvml = FakeNvml(tmp_path / "nvml")
@@ -65,6 +76,19 @@ async def server(jp_serverapp):
     return jp_serverapp
 
 
+async def wait_until(condition, timeout=15.0):
+    """Poll ``condition`` (sync or async) until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
 async def get_json(jp_fetch, *path):
     response = await jp_fetch("jupyter-tk", "api", *path)
     assert response.code == 200
@@ -74,7 +98,7 @@ async def get_json(jp_fetch, *path):
 
 async def test_gpus_follow_the_contract(server, jp_fetch):
     data = await get_json(jp_fetch, "gpus")
-    assert CONTRACT_KEYS <= set(data)
+    assert set(data) >= CONTRACT_KEYS
     assert data["available"] is True and data["reason"] is None
     assert data["driver_version"] == "550.54.15"
     assert data["cuda_driver_version"] == "12.4"
@@ -89,16 +113,16 @@ async def test_gpus_follow_the_contract(server, jp_fetch):
 
 async def test_history_lists_recent_samples_per_device(server, jp_fetch):
     await get_json(jp_fetch, "gpus")
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def enough_history():
         history = await get_json(jp_fetch, "gpus", "history")
         series = history["devices"].get(fake_uuid(0), {"timestamps": []})
-        if len(series["timestamps"]) >= 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        return history if len(series["timestamps"]) >= 3 else None
+
+    history = await wait_until(enough_history)
+    series = history["devices"][fake_uuid(0)]
     assert history["interval"] == 0.2
     assert set(history["devices"]) == {fake_uuid(0), fake_uuid(1, 0), fake_uuid(1, 1)}
-    assert len(series["timestamps"]) >= 3
     assert set(series["utilization_gpu"]) == {7}
     assert set(series["memory_used"]) == {GIB}
 
@@ -108,10 +132,15 @@ async def test_history_lists_recent_samples_per_device(server, jp_fetch):
 async def test_requests_without_a_valid_token_are_forbidden(
     server, jp_fetch, fake_nvml, authorization, path
 ):
+    sampler = server.web_app.settings["jupyter_tk_gpu"]
+    # The start-up sample, then a pause: nobody has asked yet.
+    await wait_until(lambda: sampler.snapshot is not None and sampler.paused)
+    calls = fake_nvml.calls()
     with pytest.raises(HTTPClientError) as failure:
         await jp_fetch("jupyter-tk", "api", *path, headers={"Authorization": authorization})
     assert failure.value.code == 403
-    assert fake_nvml.calls("nvmlDeviceGetUtilizationRates") <= 1, "no sampling for strangers"
+    await asyncio.sleep(0.5)
+    assert sampler.paused and fake_nvml.calls() == calls, "strangers do not wake the sampler"
 
 
 class TestAuthorization:
@@ -143,7 +172,8 @@ class TestBaseUrl:
         assert outside.code == 404
 
 
-async def test_unavailable_nvml_answers_200_with_a_reason(fake_nvml, server, jp_fetch):
+async def test_unavailable_nvml_answers_200_with_a_reason(fake_nvml, jp_fetch):
+    # Without the start hook, the first request starts the sampler (after this config is set).
     fake_nvml.set([fake_gpu(0)], fail_init="no_permission")
     data = await get_json(jp_fetch, "gpus")
     assert data["available"] is False
@@ -184,15 +214,18 @@ async def test_processes_of_this_servers_kernels_carry_the_kernel_id(fake_nvml, 
                 )
             ]
         )
-        deadline = time.monotonic() + 15
-        while True:
+
+        async def processes_listed():
             data = await get_json(jp_fetch, "gpus")
             processes = {p["pid"]: p for p in data["devices"][0]["processes"]}
-            if kernel_pid in processes or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert processes[kernel_pid] == {"pid": kernel_pid, "used_memory": 2 * GIB,
-                                         "kernel_id": kernel_id}
+            return processes if kernel_pid in processes else None
+
+        processes = await wait_until(processes_listed)
+        assert processes[kernel_pid] == {
+            "pid": kernel_pid,
+            "used_memory": 2 * GIB,
+            "kernel_id": kernel_id,
+        }
         assert processes[child_pid]["kernel_id"] == kernel_id
         assert processes[other_pid]["kernel_id"] is None
     finally:

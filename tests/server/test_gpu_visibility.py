@@ -22,7 +22,9 @@ def machine():
     """Three GPUs; GPU 1 has MIG enabled with two instances."""
     return [
         PhysicalGpu(0, GPU0, "A"),
-        PhysicalGpu(1, GPU1, "B", mig=[MigInstance(MIG_A, "B 1g", 0), MigInstance(MIG_B, "B 1g", 1)]),
+        PhysicalGpu(
+            1, GPU1, "B", mig=[MigInstance(MIG_A, "B 1g", 0), MigInstance(MIG_B, "B 1g", 1)]
+        ),
         PhysicalGpu(2, GPU2, "C"),
     ]
 
@@ -30,7 +32,8 @@ def machine():
 def visible(spec):
     """(index, [visible MIG uuids]) for each GPU a process with ``spec`` would see."""
     return [
-        (gpu.index, [mig.uuid for mig in gpu.visible_mig]) for gpu in select_visible(machine(), spec)
+        (gpu.index, [mig.uuid for mig in gpu.visible_mig])
+        for gpu in select_visible(machine(), spec)
     ]
 
 

@@ -47,6 +47,8 @@ class Inventory(LoggingConfigurable):
         self._memo_version = -1
         self._memo_nodes: list[dict] = []
         self._memo_nodes_json = b"[]"
+        # id(row) -> (row, its JSON): rows a subclass hands back unchanged are not re-encoded.
+        self._row_json: dict[int, tuple[dict, bytes]] = {}
 
     # -- implemented by subclasses -------------------------------------------------------------
 
@@ -111,9 +113,21 @@ class Inventory(LoggingConfigurable):
     def _nodes(self) -> list[dict]:
         if self._memo_version != self._data_version:
             self._memo_nodes = self._collect_nodes()
-            self._memo_nodes_json = json.dumps(self._memo_nodes, separators=(",", ":")).encode()
+            self._memo_nodes_json = self._encode_rows(self._memo_nodes)
             self._memo_version = self._data_version
         return self._memo_nodes
+
+    def _encode_rows(self, rows: list[dict]) -> bytes:
+        cache: dict[int, tuple[dict, bytes]] = {}
+        parts = []
+        for row in rows:
+            hit = self._row_json.get(id(row))
+            # The cache holds the row itself, so its id cannot be reused by another object.
+            encoded = hit[1] if hit is not None and hit[0] is row else _dumps(row)
+            cache[id(row)] = (row, encoded)
+            parts.append(encoded)
+        self._row_json = cache
+        return b"[" + b",".join(parts) + b"]"
 
     def _header(self) -> dict:
         now = time.time()
@@ -133,10 +147,13 @@ class Inventory(LoggingConfigurable):
         return {**self._header(), "nodes": nodes}
 
     def snapshot_json(self) -> bytes:
-        """`snapshot()` encoded as JSON; the node list is encoded once per version."""
+        """`snapshot()` encoded as JSON; each node row is encoded once while it is unchanged."""
         self._nodes()
-        header = json.dumps(self._header(), separators=(",", ":")).encode()
-        return header[:-1] + b',"nodes":' + self._memo_nodes_json + b"}"
+        return _dumps(self._header())[:-1] + b',"nodes":' + self._memo_nodes_json + b"}"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 InventoryT = TypeVar("InventoryT", bound=Inventory)

@@ -14,11 +14,15 @@ import {
   percentOf,
   shortUuid
 } from '../format';
-import { ISample, sparklinePaths, sparklineValues } from './history';
+import { ISample, sparklinePaths, sparklineValues, sparklineWindow } from './history';
+import { deviceTitle, migParentName } from './summary';
 import type { ITranslate } from '../trans';
 
 /** Above this percent a meter turns to the warning color. */
 const HIGH_LOAD_PERCENT = 90;
+
+/** The shortest span a sparkline shows, in seconds (its longest is the history window). */
+const MIN_SPARK_WINDOW_SECONDS = 60;
 
 const SPARK_WIDTH = 240;
 const SPARK_HEIGHT = 36;
@@ -64,14 +68,15 @@ export interface ISparklineProps {
   device: IGpuDevice;
   /** Right edge, seconds since the epoch. */
   end: number;
-  /** Seconds shown. */
+  /** The longest span shown, in seconds. */
   window: number;
   trans: ITranslate;
 }
 
 /** The device's recent utilization (memory use on MIG) as a small SVG chart. */
 export function Sparkline(props: ISparklineProps): JSX.Element {
-  const { samples, device, end, window, trans } = props;
+  const { samples, device, end, trans } = props;
+  const window = sparklineWindow(samples, end, MIN_SPARK_WINDOW_SECONDS, props.window);
   const points = sparklineValues(samples, device);
   const paths = sparklinePaths(points, {
     width: SPARK_WIDTH,
@@ -79,7 +84,7 @@ export function Sparkline(props: ISparklineProps): JSX.Element {
     window,
     end
   });
-  const minutes = Math.round(window / 60);
+  const minutes = Math.max(1, Math.round(window / 60));
   const usesMemory = device.mig || device.utilization_gpu === null;
   const caption = usesMemory
     ? trans.__('Memory, last %1 min', minutes)
@@ -150,6 +155,37 @@ export function ProcessTable(props: IProcessTableProps): JSX.Element {
   );
 }
 
+/** Power and memory bandwidth, where the device reports them (MIG instances do not). */
+function Facts(props: { device: IGpuDevice; trans: ITranslate }): JSX.Element | null {
+  const { device, trans } = props;
+  const facts: [string, string][] = [];
+  if (device.power_usage !== null) {
+    facts.push([
+      trans.__('Power'),
+      formatPower(device.power_usage, device.power_limit)
+    ]);
+  }
+  if (device.utilization_memory !== null) {
+    facts.push([
+      trans.__('Memory bandwidth'),
+      formatPercent(device.utilization_memory)
+    ]);
+  }
+  if (facts.length === 0) {
+    return null;
+  }
+  return (
+    <dl className="jp-tk-gpu-facts">
+      {facts.map(([label, value]) => (
+        <div key={label}>
+          <dt>{label}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
 export interface IGpuCardProps {
   device: IGpuDevice;
   samples: ISample[];
@@ -173,8 +209,8 @@ export function GpuCard(props: IGpuCardProps): JSX.Element {
         <span className="jp-tk-gpu-index" title={trans.__('Device index')}>
           {device.index}
         </span>
-        <span className="jp-tk-gpu-name" title={device.uuid}>
-          {device.name}
+        <span className="jp-tk-gpu-name" title={`${device.name}\n${device.uuid}`}>
+          {deviceTitle(device)}
         </span>
         {device.temperature !== null && (
           <span className="jp-tk-gpu-temperature" title={trans.__('Temperature')}>
@@ -207,22 +243,7 @@ export function GpuCard(props: IGpuCardProps): JSX.Element {
             window={props.window}
             trans={trans}
           />
-          <dl className="jp-tk-gpu-facts">
-            <div>
-              <dt>{trans.__('Temperature')}</dt>
-              <dd>{formatTemperature(device.temperature)}</dd>
-            </div>
-            <div>
-              <dt>{trans.__('Power')}</dt>
-              <dd>{formatPower(device.power_usage, device.power_limit)}</dd>
-            </div>
-            {device.utilization_memory !== null && (
-              <div>
-                <dt>{trans.__('Memory bandwidth')}</dt>
-                <dd>{formatPercent(device.utilization_memory)}</dd>
-              </div>
-            )}
-          </dl>
+          <Facts device={device} trans={trans} />
           <ProcessTable
             processes={device.processes}
             kernelLabel={props.kernelLabel}
@@ -243,12 +264,17 @@ export interface IMigGroupProps extends Omit<IGpuCardProps, 'device' | 'samples'
 /** The MIG instances of one GPU, under a heading naming that GPU. */
 export function MigGroup(props: IMigGroupProps): JSX.Element {
   const { parentUuid, devices, samplesOf, trans, ...rest } = props;
+  const model = migParentName(devices);
   return (
     <section className="jp-tk-gpu-mig-group" data-parent-uuid={parentUuid}>
       <h3 className="jp-tk-gpu-mig-heading" title={parentUuid}>
-        {trans.__('MIG on %1', shortUuid(parentUuid))}
+        <span className="jp-tk-gpu-mig-title">
+          {trans.__('MIG on %1', shortUuid(parentUuid))}
+        </span>
         <span className="jp-tk-gpu-mig-count">
-          {trans._n('%1 instance', '%1 instances', devices.length)}
+          {model
+            ? trans._n('%2 · %1 instance', '%2 · %1 instances', devices.length, model)
+            : trans._n('%1 instance', '%1 instances', devices.length)}
         </span>
       </h3>
       {devices.map(device => (

@@ -135,6 +135,20 @@ export function sparklineValues(
   }));
 }
 
+/**
+ * Seconds a sparkline spans: the history held, between `min` and `max`, so a server that
+ * started a minute ago draws a full-width chart instead of a dot at the right edge.
+ */
+export function sparklineWindow(
+  samples: ISample[],
+  end: number,
+  min: number,
+  max: number
+): number {
+  const span = samples.length > 0 ? end - samples[0].t : 0;
+  return Math.min(max, Math.max(min, span));
+}
+
 export interface ISparklineOptions {
   width: number;
   height: number;

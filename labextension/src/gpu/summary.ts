@@ -37,32 +37,47 @@ export function groupDevices(devices: IGpuDevice[]): DeviceEntry[] {
   return entries;
 }
 
-/** How busy a device is, for picking the busiest: utilization, else memory share. */
-function load(device: IGpuDevice): number {
-  if (device.error) {
-    return -1;
+/** `<GPU name> MIG <profile>` as NVML names MIG devices, e.g. `... MIG 1c.2g.20gb+me`. */
+const MIG_NAME = /^(.+) (MIG (?:\d+c\.)?\d+g\.\d+gb(?:\+\w+)?)$/i;
+
+/**
+ * Title of a device card. A MIG instance is named by its profile (`MIG 2g.10gb`), since
+ * its group heading already names the GPU.
+ */
+export function deviceTitle(device: IGpuDevice): string {
+  const match = device.mig ? MIG_NAME.exec(device.name) : null;
+  return match ? match[2] : device.name;
+}
+
+/** The GPU model of a MIG group, from its instances' names, or `null` if unknown. */
+export function migParentName(devices: IGpuDevice[]): string | null {
+  for (const device of devices) {
+    const match = MIG_NAME.exec(device.name);
+    if (match) {
+      return match[1];
+    }
   }
-  if (device.utilization_gpu !== null) {
-    return device.utilization_gpu;
-  }
-  return percentOf(device.memory_used, device.memory_total) ?? 0;
+  return null;
 }
 
 /**
- * The device the status bar shows: with several GPUs, the busiest one (highest
- * utilization, memory share where utilization is not reported, as on MIG), because
- * "is my job using a GPU" is what the status bar answers; a mean would hide one
- * saturated GPU among idle ones. Ties keep the lowest index. Failed devices are
- * only chosen when every device failed.
+ * The device the status bar shows: with several GPUs, the busiest one, because "is my
+ * job using a GPU" is what the status bar answers; a mean would hide one saturated GPU
+ * among idle ones. Busiest = highest GPU utilization. Devices that report none (MIG
+ * instances) are compared by memory share, and only when no device reports utilization,
+ * since the two percentages do not measure the same thing. Ties keep the first device;
+ * failed devices are only chosen when every device failed.
  */
 export function busiestDevice(devices: IGpuDevice[]): IGpuDevice | null {
-  let best: IGpuDevice | null = null;
-  for (const device of devices) {
-    if (best === null || load(device) > load(best)) {
-      best = device;
-    }
+  const healthy = devices.filter(d => !d.error);
+  if (healthy.length === 0) {
+    return devices[0] ?? null;
   }
-  return best;
+  const withUtilization = healthy.filter(d => d.utilization_gpu !== null);
+  const candidates = withUtilization.length > 0 ? withUtilization : healthy;
+  const load = (d: IGpuDevice) =>
+    d.utilization_gpu ?? percentOf(d.memory_used, d.memory_total) ?? 0;
+  return candidates.reduce((best, d) => (load(d) > load(best) ? d : best));
 }
 
 export interface IStatusSummary {

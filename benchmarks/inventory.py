@@ -1,0 +1,314 @@
+"""Live cluster inventory: jupyter-tk's watch cache against listing the cluster per page view.
+
+On a simulated Kubernetes API (a separate process, real HTTP) with 1,000 nodes and 30,000 pods,
+in one run:
+
+  jupyter-tk     a real JupyterHub started from share/jupyterhub/kubernetes_config.py serving
+                 GET /hub/api/tk/resources to a logged-in user (through the proxy): latency
+                 p50/p99 of full answers, of 304 answers (If-None-Match), and of full answers
+                 while pods come and go; list calls the hub makes per page view; how long an
+                 added pod takes to show in the endpoint (event-to-visible)
+  per-view       what a profile_list function usually does on every page view: list nodes, then
+                 list the pods of each node (kubernetes_asyncio, models deserialized), the
+                 figures computed with a correct quantity parser
+  cache memory   KubernetesInventory in this process (tracemalloc: what stays allocated once
+                 synced, and the peak while listing) at 30,000 and at 50,000 pods
+
+Targets (issue 4): p99 <= 20 ms, >= 100x faster than per-view, 0 list calls per page view,
+cache <= 150 MB at 50,000 pods.
+
+    python benchmarks/inventory.py                                  # full size
+    python benchmarks/inventory.py --nodes 100 --pods 3000 --requests 200 --views 2   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import psutil
+import requests
+from kubernetes_asyncio import client, config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
+from jupyter_tk.hub.inventory.model import parse_quantity
+from tests.fakes.clusters import make_pod
+from tests.hub.kubernetes_hub import KubernetesHub, SimulatedClusterProcess
+
+RESOURCES = "tk/resources"
+MB = 1024 * 1024
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# -- jupyter-tk through a real hub ---------------------------------------------------------------
+
+
+def list_calls(cluster: SimulatedClusterProcess) -> int:
+    return sum(cluster.stats().get("list", {}).values())
+
+
+def wait_synced(session: requests.Session, hub: KubernetesHub, nodes: int) -> float:
+    start = time.perf_counter()
+    while True:
+        body = session.get(hub.api_url(RESOURCES), timeout=60).json()
+        if not body["stale"] and len(body["nodes"]) == nodes:
+            return time.perf_counter() - start
+        time.sleep(0.1)
+
+
+def time_requests(session, url: str, count: int, headers: dict | None = None) -> list[float]:
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        response = session.get(url, headers=headers, timeout=60)
+        response.content  # noqa: B018 - the whole body is part of the cost
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class PodChurn(threading.Thread):
+    """Creates and deletes pods on the simulated API at `rate` changes per second."""
+
+    def __init__(self, cluster: SimulatedClusterProcess, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.interval = cluster, 1.0 / rate
+        self.stopping = threading.Event()
+        self.changes = 0
+
+    def run(self) -> None:
+        index = 0
+        while not self.stopping.is_set():
+            name = f"churn-{index}"
+            pod = make_pod(name, "bench", node=f"node-{index % 997:04d}", requests={"cpu": "1"})
+            self.cluster.create_pod(pod)
+            self.changes += 1
+            self.stopping.wait(self.interval / 2)
+            self.cluster.delete_pod("bench", name)
+            self.changes += 1
+            self.stopping.wait(self.interval / 2)
+            index += 1
+
+
+def event_to_visible(session, hub, cluster, samples: int) -> list[float]:
+    """Seconds from creating a pod on the API to the endpoint showing it."""
+    url = hub.api_url(RESOURCES)
+
+    def pods_on(body: dict, name: str) -> int:
+        return next(n for n in body["nodes"] if n["name"] == name)["requested"]["pods"]
+
+    results = []
+    for index in range(samples):
+        node_name = f"node-{(index * 7) % 1000:04d}"
+        response = session.get(url, timeout=60)
+        etag, before = response.headers["ETag"], pods_on(response.json(), node_name)
+        pod = make_pod(f"probe-{index}", "bench", node=node_name, requests={"cpu": "250m"})
+        start = time.perf_counter()
+        cluster.create_pod(pod)
+        while True:
+            # 304s cost almost nothing: poll hard so the figure is the hub's, not the poll's.
+            response = session.get(url, headers={"If-None-Match": etag}, timeout=60)
+            if response.status_code == 200:
+                etag = response.headers["ETag"]
+                if pods_on(response.json(), node_name) == before + 1:
+                    break
+        results.append(time.perf_counter() - start)
+        cluster.delete_pod("bench", f"probe-{index}")
+    return results
+
+
+# -- per-view baseline ---------------------------------------------------------------------------
+
+
+async def per_view_once(api: client.CoreV1Api) -> dict[str, dict[str, float]]:
+    """List nodes, then each node's active pods; free = allocatable - container requests."""
+    free = {}
+    for node in (await api.list_node()).items:
+        name = node.metadata.name
+        pods = await api.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"
+        )
+        used = {"cpu": parse_quantity(0), "memory": parse_quantity(0)}
+        for pod in pods.items:
+            for container in pod.spec.containers:
+                requests_ = (container.resources and container.resources.requests) or {}
+                for resource in used:
+                    if resource in requests_:
+                        used[resource] += parse_quantity(requests_[resource])
+        allocatable = node.status.allocatable
+        free[name] = {r: float(parse_quantity(allocatable[r]) - used[r]) for r in used}
+    return free
+
+
+async def per_view(kubeconfig: Path, views: int) -> list[float]:
+    configuration = client.Configuration()
+    await config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    times = []
+    async with client.ApiClient(configuration) as api_client:
+        api = client.CoreV1Api(api_client)
+        for _ in range(views):
+            start = time.perf_counter()
+            await per_view_once(api)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+# -- cache memory --------------------------------------------------------------------------------
+
+
+async def cache_memory(kubeconfig: Path) -> dict[str, float]:
+    gc.collect()
+    rss_before = psutil.Process().memory_info().rss
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    inventory = KubernetesInventory(kubeconfig=str(kubeconfig), request_timeout_seconds=120)
+    start = time.perf_counter()
+    await inventory.start()
+    if not await inventory.wait_synced(600):
+        raise RuntimeError("inventory did not sync")
+    synced = time.perf_counter() - start
+    inventory.snapshot_json()  # the memoized answer is part of what the hub keeps
+    gc.collect()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = psutil.Process().memory_info().rss
+    pods = len(inventory._pods)
+    await inventory.stop()
+    return {
+        "pods": pods,
+        "retained": (current - before) / MB,
+        "peak": (peak - before) / MB,
+        "rss": (rss_after - rss_before) / MB,
+        "sync": synced,
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pods", type=int, default=30000)
+    parser.add_argument("--big-pods", type=int, default=50000, help="pods for the memory run")
+    parser.add_argument("--requests", type=int, default=1000, help="endpoint requests per mode")
+    parser.add_argument("--views", type=int, default=3, help="per-view baseline repetitions")
+    parser.add_argument("--visible-samples", type=int, default=30)
+    parser.add_argument("--churn-rate", type=float, default=20.0, help="pod changes per second")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tk-bench-inventory-"))
+    print(f"Simulated API: {args.nodes} nodes, {args.pods} pods; hub and API are processes")
+    cluster = SimulatedClusterProcess(
+        work / "cluster", cluster="large", nodes=args.nodes, pods=args.pods
+    ).start(timeout=600)
+    hub = None
+    try:
+        hub = KubernetesHub(work / "hub", kubeconfig=cluster.kubeconfig).start()
+        session = hub.login("alice")
+        first_sync = wait_synced(session, hub, args.nodes)
+        url = hub.api_url(RESOURCES)
+        body = session.get(url, timeout=60)
+        size_kb = len(body.content) / 1024
+        etag = body.headers["ETag"]
+
+        calls_before = list_calls(cluster)
+        full = time_requests(session, url, args.requests)
+        not_modified = time_requests(session, url, args.requests, {"If-None-Match": etag})
+        calls_per_view = (list_calls(cluster) - calls_before) / (2 * args.requests)
+
+        churn = PodChurn(cluster, args.churn_rate)
+        churn.start()
+        churned = time_requests(session, url, args.requests)
+        churn.stopping.set()
+        churn.join()
+
+        visible = event_to_visible(session, hub, cluster, args.visible_samples)
+        hub_rss = psutil.Process(hub.process.pid).memory_info().rss / MB
+
+        calls_before = list_calls(cluster)
+        views = asyncio.run(per_view(cluster.kubeconfig, args.views))
+        baseline_calls = (list_calls(cluster) - calls_before) / args.views
+
+        memory = asyncio.run(cache_memory(cluster.kubeconfig))
+    finally:
+        if hub is not None:
+            hub.stop()
+        cluster.stop()
+
+    big = SimulatedClusterProcess(
+        work / "big", cluster="large", nodes=args.nodes, pods=args.big_pods
+    ).start(timeout=600)
+    try:
+        big_memory = asyncio.run(cache_memory(big.kubeconfig))
+    finally:
+        big.stop()
+
+    p50, p99 = percentile(full, 0.5), percentile(full, 0.99)
+    view_p50 = percentile(views, 0.5)
+    rows = [
+        ("page view latency p50", ms(p50), ms(view_p50)),
+        ("page view latency p99", ms(p99), f"{ms(max(views))} (max of {len(views)})"),
+        ("total per view", ms(p50), ms(view_p50)),
+        ("API list calls per page view", f"{calls_per_view:g}", f"{baseline_calls:g}"),
+        ("speed-up (p50)", f"{view_p50 / p50:,.0f}x", "1x"),
+    ]
+    print()
+    print(f"{'':34}{'jupyter-tk (watch cache)':>28}{'per-view (list nodes + pods)':>32}")
+    for label, ours, theirs in rows:
+        print(f"{label:34}{ours:>28}{theirs:>32}")
+    print()
+    print(f"jupyter-tk endpoint ({args.requests} requests each, client -> proxy -> hub):")
+    print(f"  full answer ({size_kb:.0f} KiB)     p50 {ms(p50)}  p99 {ms(p99)}")
+    print(
+        f"  304 (If-None-Match)        p50 {ms(percentile(not_modified, 0.5))}"
+        f"  p99 {ms(percentile(not_modified, 0.99))}"
+    )
+    print(
+        f"  full, {churn.changes} pod changes  p50 {ms(percentile(churned, 0.5))}"
+        f"  p99 {ms(percentile(churned, 0.99))}  ({args.churn_rate:g} changes/s)"
+    )
+    print(
+        f"  event -> visible           p50 {ms(percentile(visible, 0.5))}"
+        f"  p99 {ms(percentile(visible, 0.99))}  max {ms(max(visible))}"
+        f"  ({len(visible)} pods added)"
+    )
+    print(f"  first sync after hub start {first_sync:.1f} s; hub process RSS {hub_rss:.0f} MB")
+    print("cache memory (KubernetesInventory in this process, tracemalloc):")
+    for figures in (memory, big_memory):
+        print(
+            f"  {figures['pods']:>6} pods: retained {figures['retained']:.1f} MB,"
+            f" peak while listing {figures['peak']:.1f} MB, RSS delta {figures['rss']:.0f} MB,"
+            f" synced in {figures['sync']:.1f} s"
+        )
+    print()
+    print(
+        "targets: p99 <= 20 ms: {}; >= 100x faster: {}; 0 list calls per view: {}; "
+        "cache <= 150 MB at {} pods: {}".format(
+            "met" if p99 <= 0.020 else "MISSED",
+            "met" if view_p50 / p50 >= 100 else "MISSED",
+            "met" if calls_per_view == 0 else "MISSED",
+            big_memory["pods"],
+            "met" if big_memory["retained"] <= 150 else "MISSED",
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The whole embedded default in a real browser: log in, pick 1 CPU and a GPU, land in JupyterLab.
+
+The hub is share/jupyterhub/local_config.py with the fake NVML library (three A100s, one with MIG);
+the spawned server runs the installed jupyter-tk server and lab extensions. Screenshots:
+local-login.png, local-spawn-form.png, local-lab.png (GPU panel), local-lab-examples.png
+(Examples panel: one left sidebar shows one panel at a time).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.lab_server import open_sidebar_panel, require_built_labextension
+from tests.hub.local_hub import PASSWORD, LocalHub, default_gpus
+
+GPU = "nvidia.com/gpu"
+GPU_PANEL = "jp-tk-gpu-panel"
+EXAMPLES_PANEL = "jp-tk-examples-panel"
+EXAMPLES = Path(__file__).resolve().parents[2] / "share" / "examples"
+
+
+def quiet_lab_settings(home: Path) -> None:
+    """No news toast over the screenshots; an unrelated GPU extension on this machine hidden."""
+    settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    labconfig = home / ".jupyter/labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"jupyterlab-nvdashboard": True}})
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    require_built_labextension()
+    workdir = tmp_path_factory.mktemp("local-hub-e2e")
+    quiet_lab_settings(workdir / "home")
+    hub = LocalHub(workdir, gpus=default_gpus())
+    hub.start()
+    yield hub
+    hub.stop()  # cleanup_servers (the default) stops the spawned server with the hub
+
+
+def test_login_form_and_lab_with_the_gpu_and_examples_panels(hub, page, screenshot):
+    # Given the hub's login page
+    page.goto(f"{hub.url}/hub/login")
+    page.locator("#username_input").fill("alice")
+    page.locator("#password_input").fill(PASSWORD)
+    screenshot(page, "local-login")
+
+    # When alice logs in she gets the picker with this machine and its GPUs
+    page.locator("#login_submit").click()
+    page.wait_for_url("**/hub/spawn**")
+    page.locator("#jp-tk-profile-custom").check()
+    page.locator('input[name="image"][value="tk-jupyter-ml-gpu"]').check()
+    page.locator("#jp-tk-cpu").fill("1")
+    page.locator("#jp-tk-memory").fill("2Gi")
+    page.locator("#jp-tk-gpu-resource").select_option(GPU)
+    page.locator("#jp-tk-gpu-count").fill("1")
+    # This machine is the one node, with its two whole GPUs and two MIG slices free
+    assert page.locator("#jp-tk-node option").count() == 2
+    kinds = page.locator("#jp-tk-gpu-resource option").all_inner_texts()
+    assert any("A100" in text for text in kinds) and any("1g.10gb" in text for text in kinds)
+    summary = page.locator("#jp-tk-summary").inner_text()
+    assert "1 CPU" in summary and f"1 {GPU}" in summary
+    screenshot(page, "local-spawn-form", full_page=True)
+
+    # And when she starts, she lands in JupyterLab
+    page.locator('form#spawn_form [type="submit"]').click()
+    page.locator(f'.jp-SideBar.jp-mod-left li[data-id="{GPU_PANEL}"]').wait_for(timeout=180_000)
+    assert "/user/alice/" in page.evaluate("() => window.location.pathname")
+
+    # Then the GPU panel shows the one GPU she was given, and nothing else
+    gpu_panel = open_sidebar_panel(page, GPU_PANEL)
+    cards = gpu_panel.locator(".jp-tk-gpu-card")
+    cards.first.wait_for(timeout=30_000)
+    (taken,) = [
+        device
+        for kind in hub.login("alice").resources()["nodes"][0]["gpus"]
+        for device in kind["devices"]
+        if device["taken_by"] == ["alice"]
+    ]
+    assert cards.count() == 1
+    assert taken["uuid"] in cards.first.locator(".jp-tk-gpu-name").get_attribute("title")
+    assert "NVIDIA A100-SXM4-80GB" in cards.first.inner_text()
+    page.wait_for_timeout(1500)  # one more sampler tick, so the bars and sparkline have figures
+    screenshot(page, "local-lab")
+
+    # And the Examples panel lists the examples shipped with jupyter-tk for this image
+    examples_panel = open_sidebar_panel(page, EXAMPLES_PANEL)
+    for category in ("common", "ml-gpu"):
+        shipped = sorted(p.name for p in (EXAMPLES / category).iterdir() if p.is_file())
+        examples_panel.locator(".jp-tk-examples-category", has_text=category).wait_for(
+            timeout=30_000
+        )
+        examples_panel.get_by_text(shipped[0], exact=True).first.wait_for()
+    screenshot(page, "local-lab-examples")

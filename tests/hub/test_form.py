@@ -1,0 +1,264 @@
+"""The spawn form as the server renders it (what a user sees with JavaScript off)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from jupyter_tk.hub.catalog import CatalogState
+from jupyter_tk.hub.form import FORM_TEMPLATE, UNAVAILABLE_TEMPLATE, FormAssets, render_template
+from jupyter_tk.hub.form_view import build_form_view
+from tests.hub.spawn_fixtures import CATALOG, GPU, context, gpu, lab_snapshot, node
+
+
+class Controls(HTMLParser):
+    """Collects the form controls: inputs, selects with their options, and labels' targets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[dict] = []
+        self.options: dict[str, list[dict]] = {}
+        self.label_targets: set[str] = set()
+        self.legends = 0
+        self._select: str | None = None
+        self._option: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "input":
+            self.inputs.append(attributes)
+        elif tag == "select":
+            self._select = attributes["name"]
+            self.options[self._select] = []
+        elif tag == "option":
+            self._option = {**attributes, "text": ""}
+            self.options[self._select].append(self._option)
+        elif tag == "label" and "for" in attributes:
+            self.label_targets.add(attributes["for"])
+        elif tag == "legend":
+            self.legends += 1
+
+    def handle_data(self, data):
+        if self._option is not None:
+            self._option["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "option":
+            self._option = None
+
+
+def render(last=None, ctx=None, **kwargs) -> str:
+    view = build_form_view(
+        context=ctx or context(),
+        last_options=last,
+        resources_url="/prefix/hub/api/tk/resources",
+        refresh_seconds=5,
+        **kwargs,
+    )
+    return render_template(FORM_TEMPLATE, view)
+
+
+def controls(html: str) -> Controls:
+    parser = Controls()
+    parser.feed(html)
+    return parser
+
+
+def options_by_value(html: str, select: str) -> dict[str, dict]:
+    return {option["value"]: option for option in controls(html).options[select]}
+
+
+def test_presets_images_and_custom_are_offered():
+    parsed = controls(render())
+    profiles = [i["value"] for i in parsed.inputs if i.get("name") == "profile"]
+    assert profiles == ["cpu-basic", "gpu-1", "gpu-2", "mig-small", "custom"]
+    images = [i["value"] for i in parsed.inputs if i.get("name") == "image"]
+    assert images == ["tk-jupyter-scipy", "tk-jupyter-ml-gpu", "other-team-image", ""]
+    assert any(i.get("name") == "custom_image" for i in parsed.inputs)
+    checked = {i["name"]: i["value"] for i in parsed.inputs if "checked" in i}
+    assert checked == {"profile": "cpu-basic", "image": "tk-jupyter-scipy"}
+
+
+def test_every_control_has_a_label_and_every_group_a_legend():
+    parsed = controls(render())
+    named = [i for i in parsed.inputs if i.get("type") in ("text", "number")]
+    assert named and all(i["id"] in parsed.label_targets for i in named)
+    assert {"jp-tk-node", "jp-tk-gpu-resource"} <= parsed.label_targets
+    assert parsed.legends == 4
+
+
+def test_nodes_show_free_resources_and_why_they_cannot_fit():
+    nodes = options_by_value(render(last={"profile": "gpu-1"}), "node")
+    assert nodes[""]["text"] == "Any node that fits" and "selected" in nodes[""]
+    assert nodes["gpu-1"]["text"] == (
+        "gpu-1 — 16 CPU · 64 GiB free · 1/4 NVIDIA-A100-SXM4-80GB · 80 GiB"
+    )
+    assert "disabled" not in nodes["gpu-1"]
+    assert nodes["cpu-1"]["text"].endswith("— cannot fit: no nvidia.com/gpu")
+    assert "disabled" in nodes["cpu-1"]
+    assert "(NotReady) — cannot fit: not ready" in nodes["old"]["text"]
+    assert "(cordoned) — cannot fit: cordoned" in nodes["off"]["text"]
+    assert "MIG 1g.10gb · 9.5 GiB" in nodes["mig-1"]["text"]
+
+
+def test_only_nodes_the_policy_allows_are_listed():
+    nodes = options_by_value(render(ctx=context(group="students")), "node")
+    assert set(nodes) == {"", "cpu-1", "mig-1"}
+
+
+def test_the_last_options_are_preselected_and_a_chosen_unfit_node_stays_selectable():
+    last = {
+        "profile": "custom",
+        "image": "nvcr.io/nvidia/pytorch:24.05-py3",
+        "node": "old",
+        "cpu": 3,
+        "memory": "6Gi",
+        "gpu": None,
+    }
+    html = render(last=last)
+    parsed = controls(html)
+    checked = {i["name"]: i["value"] for i in parsed.inputs if "checked" in i}
+    assert checked == {"profile": "custom", "image": ""}
+    values = {i["name"]: i.get("value") for i in parsed.inputs if i.get("name")}
+    assert (values["custom_image"], values["cpu"], values["memory"]) == (
+        "nvcr.io/nvidia/pytorch:24.05-py3",
+        "3",
+        "6Gi",
+    )
+    old = options_by_value(html, "node")["old"]
+    assert "selected" in old and "disabled" not in old
+    assert "on old" in html
+
+
+def test_a_node_that_no_longer_exists_falls_back_to_any_node():
+    nodes = options_by_value(render(last={"node": "vanished"}), "node")
+    assert "selected" in nodes[""]
+
+
+def test_gpu_kinds_show_product_memory_and_free_count():
+    kinds = options_by_value(render(), "gpu_resource")
+    assert kinds[GPU]["text"] == "NVIDIA-A100-SXM4-80GB · 80 GiB — 1 free (nvidia.com/gpu)"
+    mig = kinds["nvidia.com/mig-1g.10gb"]["text"]
+    assert mig.startswith("NVIDIA-A100-SXM4-80GB · MIG 1g.10gb · 9.5 GiB — 7 free")
+
+
+def test_gpu_kinds_missing_on_the_chosen_node_are_disabled():
+    kinds = options_by_value(render(last={"node": "cpu-1"}), "gpu_resource")
+    assert "disabled" in kinds[GPU] and kinds[GPU]["text"].endswith("not on cpu-1")
+
+
+def test_controls_are_bounded_by_cap_and_free_amounts():
+    parsed = controls(render(last={"node": "cpu-1"}))
+    cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
+    count = next(i for i in parsed.inputs if i.get("name") == "gpu_count")
+    assert (cpu["min"], cpu["max"], count["max"]) == ("0.1", "8", "0")
+    parsed = controls(render(last={"node": "mig-1"}))
+    cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
+    assert cpu["max"] == "16"  # the cap, below mig-1's 32 free
+
+
+def test_the_summary_says_what_will_be_requested():
+    html = render(last={"profile": "gpu-1", "image": "tk-jupyter-ml-gpu", "node": "gpu-1"})
+    summary = re.search(r'id="jp-tk-summary"[^>]*>([^<]*)<', html).group(1)
+    assert summary == (
+        "Will request 4 CPU, 16 GiB memory, 1 nvidia.com/gpu on gpu-1 with Machine learning (GPU)."
+    )
+
+
+def test_catalog_text_is_escaped():
+    html = render()
+    assert "NumPy, pandas &amp; &lt;friends&gt;" in html
+    assert "<friends>" not in html
+
+
+def test_hostile_names_cannot_break_out_of_the_page():
+    snapshot = lab_snapshot()
+    snapshot["nodes"].append(node('</script><script>alert("x")</script>', 8, 8))
+    policy_ctx = context(snapshot=snapshot)
+    html = render(ctx=policy_ctx)
+    assert "<script>alert" not in html
+    config = re.search(r'id="jp-tk-spawn-config">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(config)["resourcesUrl"] == "/prefix/hub/api/tk/resources"
+
+
+def test_catalog_failure_says_the_list_may_be_out_of_date():
+    stale = CatalogState(images=CATALOG.images, error="HTTP 503 (down)", stale=True)
+    html = render(ctx=context(catalog=stale))
+    assert "The image list may be out of date: HTTP 503 (down)" in html
+    empty = CatalogState(images=(), error="no response (timeout)")
+    html = render(ctx=context(catalog=empty))
+    assert "The image list could not be loaded: no response (timeout)" in html
+
+
+def test_stale_cluster_data_is_announced():
+    snapshot = {**lab_snapshot(), "stale": True, "age_seconds": 95.0}
+    html = render(ctx=context(snapshot=snapshot))
+    assert "Cluster data is out of date (last update 95 s ago)" in html
+
+
+def test_nothing_fitting_is_said_before_submitting():
+    full = lab_snapshot()
+    full["nodes"] = [node("cpu-1", 1, 1)]
+    html = render(ctx=context(snapshot=full))
+    assert "Nothing fits this choice right now: 0/1 nodes you may use can take it" in html
+
+
+def test_an_operator_template_replaces_one_part(tmp_path):
+    (tmp_path / "tk_spawn").mkdir()
+    (tmp_path / "tk_spawn" / "nodes.html").write_text(
+        '<p class="site-nodes">{{ nodes | length }} nodes, ask {{ "<ops>" }}</p>'
+    )
+    view = build_form_view(
+        context=context(),
+        last_options=None,
+        resources_url="/hub/api/tk/resources",
+        refresh_seconds=5,
+    )
+    html = render_template(FORM_TEMPLATE, view, [str(tmp_path)])
+    assert '<p class="site-nodes">5 nodes, ask &lt;ops&gt;</p>' in html
+    assert 'name="cpu"' in html  # the other parts are still the built-in ones
+
+
+def test_the_unavailable_page_hides_the_start_button_and_escapes():
+    html = render_template(
+        UNAVAILABLE_TEMPLATE, {"style": "", "title": "Cannot start", "message": "no <rule>"}
+    )
+    assert "no &lt;rule&gt;" in html and ".feedback-container { display: none; }" in html
+
+
+def test_the_front_end_is_inlined_safely(tmp_path):
+    (tmp_path / "tk-spawn.js").write_text('console.log("</script>")')
+    (tmp_path / "tk-spawn.css").write_text(".a{}")
+    assets = FormAssets(tmp_path)
+    assert assets.script == 'console.log("<\\/script>")'
+    assert assets.style == ".a{}"
+    missing = FormAssets(tmp_path / "nothing")
+    assert missing.script == "" and missing.style == ""
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+def test_the_front_end_config_carries_what_it_needs(ratio):
+    html = render(ctx=context(ratio=ratio))
+    config = json.loads(re.search(r'id="jp-tk-spawn-config">(.*?)</script>', html, re.S).group(1))
+    assert config["guaranteeRatio"] == ratio
+    assert config["caps"] == {"cpu": 16.0, "memory": 64 * 1024**3, "gpus": 2}
+    assert config["tolerations"]["gpu"][0]["key"] == GPU
+    assert [p["slug"] for p in config["presets"]] == ["cpu-basic", "gpu-1", "gpu-2", "mig-small"]
+    assert config["images"][1] == {
+        "name": "tk-jupyter-ml-gpu",
+        "displayName": "Machine learning (GPU)",
+        "gpuRequired": True,
+    }
+
+
+def test_a_thousand_nodes_render(benchmark_nodes=1000):
+    snapshot = lab_snapshot()
+    snapshot["nodes"] = [
+        node(f"node-{i:04d}", 64, 256, gpus=[gpu(free=i % 9, count=8)] if i % 10 == 0 else ())
+        for i in range(benchmark_nodes)
+    ]
+    nodes = options_by_value(render(ctx=context(snapshot=snapshot)), "node")
+    assert len(nodes) == benchmark_nodes + 1
