@@ -32,8 +32,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.nvml import fake_gpu  # noqa: E402
-from tests.hub.local_hub import HubUser, LocalHub, custom_form  # noqa: E402
+from tests.fakes.nvml import fake_gpu
+from tests.hub.local_hub import HubUser, LocalHub, custom_form
 
 POLL_SECONDS = 0.05
 SPAWN_TIMEOUT_SECONDS = 180
@@ -68,7 +68,7 @@ def baseline_config(workdir: Path) -> str:
 
 def wait_usable(user: HubUser, started: float) -> float:
     """Seconds from `started` until Lab and the jupyter-tk API both answer 200."""
-    user.wait_ready(timeout=SPAWN_TIMEOUT_SECONDS)
+    user.wait_ready(timeout=SPAWN_TIMEOUT_SECONDS, poll=POLL_SECONDS)
     lab = user.open_lab()
     if lab.status_code != 200 or not lab.url.rstrip("/").endswith(f"/user/{user.name}/lab"):
         raise RuntimeError(f"Lab of {user.name}: HTTP {lab.status_code} at {lab.url}")
@@ -104,10 +104,7 @@ def measure(hub: LocalHub, label: str, repeat: int, servers: int, use_form: bool
     times = []
     for index in range(repeat):
         name = f"timed{index}"
-        if use_form:
-            seconds = spawn_with_form(hub, name)
-        else:
-            seconds = spawn_with_rest(hub, name, None)
+        seconds = spawn_with_form(hub, name) if use_form else spawn_with_rest(hub, name, None)
         times.append(seconds)
         hub.login(name).stop_server()
         print(f"  {label}: spawn {index + 1}/{repeat} usable after {seconds:.2f} s", flush=True)

@@ -241,11 +241,14 @@ export class SpawnForm {
     );
   }
 
-  private renderProblems(problems: string[]): void {
+  private renderProblems(all: string[]): void {
     const element = field<HTMLElement>(this.root, '[data-tk-problems]');
     if (!element) {
       return;
     }
+    // A refused submission is already explained by the hub's error line above the form.
+    const hubError = document.querySelector('.spawn-error-msg')?.textContent ?? '';
+    const problems = all.filter(problem => !hubError.includes(problem));
     const text = problems.join('\n');
     if (element.dataset.text === text) {
       return; // unchanged: do not make screen readers repeat it

@@ -100,6 +100,8 @@ class _Selection:
         gpu = last.get("gpu") if isinstance(last.get("gpu"), Mapping) else {}
         self.gpu_resource = gpu.get("resource") if isinstance(gpu.get("resource"), str) else ""
         count = gpu.get("count")
+        if isinstance(count, str) and count.isascii() and count.isdigit():
+            count = int(count)
         self.gpu_count = count if isinstance(count, int) and not isinstance(count, bool) else 0
 
     def request(self, rule: PolicyRule) -> ResourceRequest:
@@ -146,9 +148,11 @@ def build_form_view(
                 "label": node_label(node),
                 "reason": reason,
                 "selected": node["name"] == chosen.node,
+                # Only nodes that can take nothing at all are disabled here: without JavaScript
+                # the states cannot follow a changed choice, and the server checks the submit.
                 # A selected node stays enabled: a disabled option would not be submitted and
                 # the choice would silently become "any node".
-                "disabled": reason is not None and node["name"] != chosen.node,
+                "disabled": not _usable(node) and node["name"] != chosen.node,
             }
         )
     selected_node = next((n for n in nodes if n["name"] == chosen.node), None)
@@ -181,9 +185,9 @@ def build_form_view(
             }
         )
 
-    ready = [n for n in candidates if n.get("ready") and n.get("schedulable", True)]
+    ready = [n for n in candidates if _usable(n)]
     kinds = gpu_kinds(ready)
-    all_kinds = gpu_kinds(n for n in nodes if n.get("ready") and n.get("schedulable", True))
+    all_kinds = gpu_kinds(n for n in nodes if _usable(n))
     kind_rows = _gpu_kind_rows(all_kinds, kinds, chosen.gpu_resource, chosen.node)
     bounds = _bounds(rule, ready, ratio, limits, chosen.gpu_resource, kinds)
 
@@ -213,6 +217,7 @@ def build_form_view(
             "checked": bool(chosen.custom_image) or (not images and rule.custom_images.allowed),
         },
         "nodes": node_rows,
+        "node_list_size": min(len(node_rows) + 1, 8),
         "node_any_selected": not chosen.node,
         "nothing_fits": nothing_fits,
         "cpu": {
@@ -250,6 +255,10 @@ def build_form_view(
     }
 
 
+def _usable(node: Mapping) -> bool:
+    return bool(node.get("ready")) and node.get("schedulable", True)
+
+
 def _preset_summary(preset: Any) -> str:
     text = f"{format_cores(preset.cpu)} CPU · {format_bytes(preset.memory)}"
     if preset.gpu_resource and preset.gpu_count:
@@ -260,8 +269,8 @@ def _preset_summary(preset: Any) -> str:
 def _gpu_kind_rows(
     every: Sequence[GpuKind], on_candidates: Sequence[GpuKind], selected: str, node: str
 ) -> list[dict]:
-    """Every GPU kind of the nodes the user may use; with a node chosen, those not on it are
-    disabled and the others count only that node's free GPUs."""
+    """Every GPU kind of the nodes the user may use; with a node chosen, those not on it say so
+    and the others count only that node's free GPUs (the front end also disables them)."""
     here = {kind.resource: kind for kind in on_candidates}
     rows = []
     for kind in every:
@@ -272,7 +281,6 @@ def _gpu_kind_rows(
                 "resource": kind.resource,
                 "label": shown.label + (f" — not on {node}" if absent else ""),
                 "selected": kind.resource == selected,
-                "disabled": absent and kind.resource != selected,
             }
         )
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
@@ -10,6 +11,10 @@ from tornado import web
 from .inventory import Inventory, get_inventory
 
 __all__ = ["ResourcesHandler", "tk_extra_handlers"]
+
+# Versions restart at 0 with the hub: this tag keeps an ETag from before a restart from
+# matching a different snapshot after it.
+_PROCESS_TAG = secrets.token_hex(4)
 
 
 class ResourcesHandler(APIHandler):
@@ -26,10 +31,11 @@ class ResourcesHandler(APIHandler):
         if self.current_user is None:
             raise web.HTTPError(403, "Missing or invalid credentials.")
         inventory = self._inventory()
-        etag = f'"{inventory.source}-{inventory.version}"'
+        etag = f'"{inventory.source}-{_PROCESS_TAG}-{inventory.version}"'
         self.set_header("Cache-Control", "no-cache")
         self.set_header("ETag", etag)
-        if etag in _etags(self.request.headers.get("If-None-Match", "")):
+        known = _etags(self.request.headers.get("If-None-Match", ""))
+        if etag in known or "*" in known:
             self.set_status(304)
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
+from tornado.web import HTTPError
 from traitlets import Bool, Dict, List, Unicode, default
 
 from .inventory import get_inventory
@@ -56,12 +57,20 @@ class LocalRequest:
     profile: str = ""
 
 
-class SpawnRefused(RuntimeError):
-    """This machine cannot start the server as asked; the hub shows the message to the user."""
+class SpawnRefused(HTTPError):
+    """This machine cannot start the server as asked; the hub shows the message to the user.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    An HTTPError so that JupyterHub passes the message through (a quick failure is answered on
+    the spawn page itself) rather than a bare "Unhandled error".
+    """
+
+    def __init__(self, message: str, status_code: int = 409) -> None:
+        super().__init__(status_code, "%s", message)
+        self.message = message
         self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def shipped_examples_dir() -> str:
@@ -174,7 +183,7 @@ class LocalResourceSpawner(LocalProcessSpawner):
             resource = gpu.get("resource") if isinstance(gpu, dict) else None
             count = int(gpu.get("count") or 0) if resource else 0
         except (TypeError, ValueError) as e:
-            raise SpawnRefused(f"Unreadable resource request: {e}") from None
+            raise SpawnRefused(f"Unreadable resource request: {e}", status_code=400) from None
         image = str(options.get("image") or "")
         return LocalRequest(
             cpu=cpu,
@@ -192,7 +201,9 @@ class LocalResourceSpawner(LocalProcessSpawner):
         """The absolute folder the server starts in (`notebook_dir` with ~ and {username})."""
         name = self.user.name
         if not _SAFE_PATH_COMPONENT.fullmatch(name):
-            raise SpawnRefused(f"The user name {name!r} cannot be used as a folder name.")
+            raise SpawnRefused(
+                f"The user name {name!r} cannot be used as a folder name.", status_code=400
+            )
         folder = self.format_string(self.notebook_dir or "~")
         if self.run_as_system_user and folder.startswith("~"):
             folder = pwd.getpwnam(name).pw_dir + folder[1:]
@@ -264,7 +275,15 @@ class LocalResourceSpawner(LocalProcessSpawner):
                 self.allocation_key, allocation.memory, allocation.cpu
             )
             self._prepare(request, allocation, root)
-            return await super().start()
+            try:
+                return await super().start()
+            except FileNotFoundError as e:
+                environment = request.image_name or "this environment"
+                raise SpawnRefused(
+                    f"The command that starts servers for {environment} does not exist on this "
+                    f"machine: {e.filename}. Ask an administrator to check image_commands.",
+                    status_code=500,
+                ) from None
         except BaseException:
             await self._give_back()
             raise

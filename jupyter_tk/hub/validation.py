@@ -39,6 +39,7 @@ __all__ = [
     "ValidatedOptions",
     "ValidationContext",
     "parse_form",
+    "submitted_choice",
     "validate_user_options",
 ]
 
@@ -144,6 +145,28 @@ def parse_form(form_data: Mapping[str, Any]) -> dict:
             else:
                 options["gpu"] = {"resource": resource, "count": count or "1"}
     return options
+
+
+def submitted_choice(form_data: Any) -> dict:
+    """What a refused form asked for, read leniently (first values, nothing checked), to
+    show the form again as the user left it."""
+    if not isinstance(form_data, Mapping):
+        return {}
+
+    def first(name: str) -> str:
+        values = form_data.get(name)
+        if isinstance(values, list | tuple) and values and isinstance(values[0], str):
+            return values[0][:_MAX_FIELD_LENGTH]
+        return ""
+
+    return {
+        "profile": first("profile"),
+        "image": first("image") or first("custom_image"),
+        "node": first("node"),
+        "cpu": first("cpu"),
+        "memory": first("memory"),
+        "gpu": {"resource": first("gpu_resource"), "count": first("gpu_count")},
+    }
 
 
 # -- user_options -> ValidatedOptions ----------------------------------------------------------

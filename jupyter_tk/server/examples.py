@@ -198,8 +198,8 @@ class ExamplesSync(LoggingConfigurable):
         """The GET jupyter-tk/api/examples document (reads only; never writes)."""
         document = {
             "image": self.image_name,
-            "source": self.source_dir,
-            "destination": self.destination_dir,
+            "source": os.path.expanduser(self.source_dir),
+            "destination": os.path.expanduser(self.destination_dir),
             "categories": [],
             "items": [],
             "source_exists": False,
@@ -212,7 +212,7 @@ class ExamplesSync(LoggingConfigurable):
             document["source_exists"] = True
             with layout.open_source() as source_fd, layout.open_image() as image:
                 image_fd, problem = image
-                manifest = self._manifests.load(image_fd, layout.destination).clone()
+                manifest = self._manifests.load(image_fd, layout.image_path).clone()
                 result = self._scan(
                     layout, source_fd, image_fd, problem, Classifier(manifest, self._hashes)
                 )
@@ -278,6 +278,7 @@ class ExamplesSync(LoggingConfigurable):
         )
 
     def _change(self, ids: list[str] | None, mode: str) -> dict:
+        before = self.sync_status()
         started = self._begin()
         outcomes: list[Outcome] = []
         try:
@@ -289,6 +290,11 @@ class ExamplesSync(LoggingConfigurable):
                     known = self._scan(layout, source_fd, None, None, _no_status).entries
                     check_known(ids, known)
                 results = self._change_locked(layout, source_fd, ids, mode, outcomes)
+        except ExamplesRequestError:
+            with self._status_lock:  # a bad request says nothing about the last sync
+                self._status.update({k: before[k] for k in self._status})
+                self._status_total = before["total"]
+            raise
         except (OSError, UnsafePathError) as error:
             self._end(started, outcomes, f"examples could not be copied: {error}")
             raise ExamplesUnavailableError(f"examples could not be copied: {error}") from None
@@ -308,13 +314,18 @@ class ExamplesSync(LoggingConfigurable):
         try:
             with FolderLock(image_fd, LOCK_NAME, timeout=self.lock_timeout):
                 remove_stale_temps(image_fd)
-                manifest = self._manifests.load(image_fd, layout.destination).clone()
+                manifest = self._manifests.load(image_fd, layout.image_path).clone()
                 classifier = Classifier(manifest, self._hashes)
                 result = self._scan(
                     layout, source_fd, image_fd, None, classifier, remove_stale_temps
                 )
                 if ids is not None:
                     check_known(ids, result.entries)
+                if manifest.sources.keys() - result.entries.keys():  # a cache: drop the gone
+                    manifest.sources = {
+                        i: r for i, r in manifest.sources.items() if i in result.entries
+                    }
+                    classifier.changed = True
                 if ids is None:
                     selected = list(result.entries.values())
                 else:
@@ -325,7 +336,7 @@ class ExamplesSync(LoggingConfigurable):
                 writer = BatchWriter(
                     source_fd,
                     image_fd,
-                    os.path.join(layout.destination, layout.image),
+                    layout.image_path,
                     limits=Limits(self.max_file_bytes, self.max_total_bytes, self.min_free_bytes),
                     threads=self.copy_threads,
                     used_bytes=sum(
@@ -339,7 +350,7 @@ class ExamplesSync(LoggingConfigurable):
                         manifest.copies[outcome.id] = outcome.record
                         manifest.sources[outcome.id] = outcome.source_record
                 if classifier.changed or any(outcome.record for outcome in outcomes):
-                    self._manifests.save(image_fd, layout.destination, manifest)
+                    self._manifests.save(image_fd, layout.image_path, manifest)
         except TimeoutError as error:
             raise ExamplesUnavailableError(str(error)) from None
         finally:

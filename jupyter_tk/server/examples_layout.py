@@ -35,6 +35,10 @@ class Layout:
     destination: str  # resolved destination folder; the image folder goes inside
     path_base: str  # how ITEM.path starts: relative to the server root, or absolute
 
+    @property
+    def image_path(self) -> str:
+        return os.path.join(self.destination, self.image)
+
     def item_path(self, parts: tuple[str, ...]) -> str:
         return "/".join((self.path_base, *parts)) if self.path_base else "/".join(parts)
 

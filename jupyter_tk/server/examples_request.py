@@ -24,7 +24,7 @@ def read_request(body: bytes, *, allow_all: bool) -> list[str] | None:
         raise ExamplesRequestError(f"the request body is over {MAX_BODY_BYTES} bytes")
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ExamplesRequestError(f"the request body is not valid JSON: {error}") from None
     wanted = '{"ids": [...]} or {"all": true}' if allow_all else '{"ids": [...]}'
     if not isinstance(document, dict):

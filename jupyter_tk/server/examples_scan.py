@@ -38,7 +38,7 @@ STATUSES = (NEW, UNCHANGED, UPDATE_AVAILABLE, MODIFIED, CONFLICT, DELETED)
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass
+@dataclass(slots=True)
 class Destination:
     """What is at a copy's place: a regular file (``stat``), nothing, or a ``problem``."""
 
@@ -48,7 +48,7 @@ class Destination:
     movable: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One example file: its id, where it lives, and its status once classified."""
 
@@ -126,10 +126,14 @@ class Classifier:
         if dest.stat is None:
             entry.status = DELETED if record else NEW
             return
+        dest_fp = fingerprint(dest.stat)
+        size = dest_fp.size
         try:
-            dest_fp = fingerprint(dest.stat)
             if record and record.fingerprint == dest_fp:
                 dest_digest = record.digest
+            elif size != entry.source.st_size and (not record or size != record.fingerprint.size):
+                # A size unlike both the original and the recorded copy: edited, no need to read
+                dest_digest = None
             else:
                 dest_digest = self._digest("copy", entry, dest_fd, dest_fp)
             source_digest = self.source_digest(entry, source_fd)
@@ -168,12 +172,13 @@ class Classifier:
         return digest
 
 
-def _status(record: CopyRecord | None, source_digest: str, dest_digest: str) -> str:
+def _status(record: CopyRecord | None, source_digest: str, dest_digest: str | None) -> str:
+    """``dest_digest`` None: the copy differs from both the original and the record."""
     if dest_digest == source_digest:
         return UNCHANGED
     if record is None:
         return CONFLICT  # a file we did not write, different from the source
-    user_edited = dest_digest != record.digest
+    user_edited = dest_digest is None or dest_digest != record.digest
     upstream_changed = source_digest != record.base
     if user_edited and upstream_changed:
         return CONFLICT

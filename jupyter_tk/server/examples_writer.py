@@ -3,7 +3,9 @@
 Work goes in batches. In each batch the files are copied to hidden temp files by a few threads
 (reading, hashing and writing overlap), made durable with one ``syncfs`` of the destination
 filesystem (or an fsync per file where syncfs does not exist), and only then moved to their
-names, so a name never points at a half-written file. New files are placed with a no-clobber
+names, so a name never points at a half-written file; batch N is flushed while batch N+1 is
+copied, and one more syncfs at the end (or an fsync per folder) makes the new names durable
+before the manifest records them. New files are placed with a no-clobber
 link and refreshed ones only if they are still the file that was classified: a file the user
 wrote meanwhile is left alone. Reset first moves the user's version aside under a unique name.
 """
@@ -53,13 +55,13 @@ class Limits:
     min_free_bytes: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     entry: Entry
     kind: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     id: str
     action: str  # "copied" | "updated" | "error"
@@ -146,6 +148,9 @@ class BatchWriter:
                 if pending:
                     outcomes.extend(self._finish(*pending))
                     pending = None
+                if self.durable_batches and any(o.record for o in outcomes):
+                    # One durability point for every rename, before the manifest relies on them.
+                    sync_filesystem(self.dest_fd)
             finally:
                 if pending:  # an unexpected error: leave no temp file behind
                     self._abandon(pending[0])
@@ -198,9 +203,11 @@ class BatchWriter:
                 for item_id, (job, temp) in staged.temps.items()
             }
             staged.temps.clear()
-            # The new names must be durable before the manifest (written next) relies on them.
-            for parts in {job.entry.parts[:-1] for job in staged.batch if job.entry.id in placed}:
-                os.fsync(staged.dests.get(parts))
+            if not self.durable_batches:  # else one syncfs covers all renames at the end
+                for parts in {
+                    job.entry.parts[:-1] for job in staged.batch if job.entry.id in placed
+                }:
+                    os.fsync(staged.dests.get(parts))
         finally:
             self._abandon(staged)
         placed.update(staged.failed)

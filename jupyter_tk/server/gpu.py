@@ -264,6 +264,7 @@ class GpuSampler(LoggingConfigurable):
             reader.close()
             with self._cond:
                 self._paused = True
+            self._wake_waiters()  # nobody waits for a sample that will not come
 
     def _sample(self, reader: NvmlReader, reason: str | None) -> dict:
         if not reader.is_open:
@@ -287,9 +288,14 @@ class GpuSampler(LoggingConfigurable):
         }
 
     def _publish(self, document: dict) -> None:
+        body = json.dumps(document).encode()  # outside the lock the IOLoop also takes
         with self._cond:
             self._sequence += 1
-            self._snapshot = GpuSnapshot.build(document, self._sequence)
+            self._snapshot = GpuSnapshot(document, self._sequence, body)
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        with self._cond:
             waiters, self._waiters = self._waiters, []
         for loop, waiter in waiters:
             # RuntimeError: that loop has closed, so nobody is waiting any more.

@@ -1,4 +1,4 @@
-"""REST handlers under ``<base_url>/jupyter-tk/api``: thin, logic lives in gpu.py and examples.py."""
+"""REST handlers under ``<base_url>/jupyter-tk/api``; thin: logic is in gpu.py, examples.py."""
 
 import json
 

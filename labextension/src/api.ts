@@ -75,6 +75,16 @@ export interface IExampleItem {
   /** Path of the user's copy, relative to the server root. */
   path: string;
   status: ExampleStatus;
+  /** Bytes of the original. */
+  size?: number;
+  /** Why this example cannot be copied right now (e.g. over the size cap). */
+  error?: string | null;
+}
+
+/** A source file the server leaves out, and why. */
+export interface IExampleSkipped {
+  id: string;
+  reason: string;
 }
 
 /** State of the start-up (or last) background sync. */
@@ -84,6 +94,8 @@ export interface IExamplesSyncState {
   /** Seconds since the epoch. */
   finished_at: number | null;
   copied: number;
+  /** Files the running sync is copying. */
+  total?: number;
 }
 
 /** `GET jupyter-tk/api/examples` */
@@ -95,6 +107,9 @@ export interface IExamplesListing {
   items: IExampleItem[];
   source_exists: boolean;
   sync: IExamplesSyncState;
+  /** Why the examples cannot be listed or copied (e.g. the source folder is missing). */
+  error?: string | null;
+  skipped?: IExampleSkipped[];
 }
 
 /** Body of `POST jupyter-tk/api/examples/copy`. */

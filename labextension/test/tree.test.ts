@@ -5,6 +5,7 @@ import {
   actionsFor,
   batches,
   buildExampleTree,
+  copiesFolder,
   IFolderNode,
   idsWithStatus,
   statusInfo,
@@ -119,5 +120,18 @@ describe('batches and selections', () => {
   it('selects ids by status in list order', () => {
     const list = [item('c/a', 'new'), item('c/b', 'unchanged'), item('c/c', 'new')];
     expect(idsWithStatus(list, ['new'])).toEqual(['c/a', 'c/c']);
+  });
+});
+
+describe('copiesFolder', () => {
+  it('reads the folder of the copies from the item paths', () => {
+    expect(copiesFolder([item('common/a.ipynb')])).toBe('examples/img');
+    expect(
+      copiesFolder([{ id: 'c/a', category: 'c', path: 'c/a', status: 'new' }])
+    ).toBe('');
+    expect(copiesFolder([])).toBeNull();
+    expect(
+      copiesFolder([{ id: 'c/a', category: 'c', path: 'elsewhere/b', status: 'new' }])
+    ).toBeNull();
   });
 });

@@ -209,11 +209,20 @@ def open_sidebar_panel(page, panel_id: str):
 
 def widen_left_sidebar(page, width: int) -> None:
     """Drag the left sidebar's edge so it is ``width`` pixels wide (as a user would)."""
-    stack = page.locator("#jp-left-stack").bounding_box()
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first.bounding_box()
-    x = handle["x"] + handle["width"] / 2
-    y = handle["y"] + handle["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + width - stack["width"], y, steps=5)
-    page.mouse.up()
+    stack = page.locator("#jp-left-stack")
+    for _attempt in range(3):
+        box = stack.bounding_box()
+        if abs(box["width"] - width) < 4:
+            # A drag that missed the handle selects text; do not leave it highlighted.
+            page.evaluate("() => window.getSelection().removeAllRanges()")
+            return
+        handle = page.locator(
+            "#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)"
+        ).first.bounding_box()
+        x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + width - box["width"], y, steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(200)
+    raise AssertionError(f"could not resize the left sidebar to {width}px: {stack.bounding_box()}")

@@ -226,10 +226,9 @@ def test_panel_shows_every_gpu_with_figures_mig_group_and_error_row(gpu_lab, pag
     expect(busy.locator(".jp-tk-sparkline-line")).to_have_attribute("d", LINE_WITH_SEGMENT)
     wave = card(panel, fake_uuid(1)).locator(".jp-tk-sparkline-line")
     segments = wave.evaluate("e => e.getAttribute('d').split('L').length")
-    expect(wave).to_have_attribute(
-        "d", re.compile(r"(L[^L]+){%d}" % (segments + 4)), timeout=15_000
-    )
-
+    # ...and keeps growing: wait for ~15 s of samples, which also gives the screenshot a shape.
+    wanted = max(segments + 4, 30)
+    expect(wave).to_have_attribute("d", re.compile(rf"(L[^L]+){{{wanted}}}"), timeout=30_000)
     widen_left_sidebar(page, SIDEBAR_WIDTH)
     screenshot(page, "lab-gpu-panel")
 
@@ -307,3 +306,15 @@ def test_without_nvml_the_panel_says_why_and_the_status_bar_stays_hidden(
     expect(page.locator(".jp-tk-gpu-status-text")).to_have_count(0)
     widen_left_sidebar(page, SIDEBAR_WIDTH)
     screenshot(page, "lab-gpu-empty")
+
+
+def test_status_bar_item_can_be_turned_off_in_the_settings(gpu_lab, page):
+    settings = "lab/api/settings/jupyter-tk:gpu"
+    gpu_lab.api(settings, method="PUT", body={"raw": '{"showStatusBar": false}'})
+    try:
+        open_lab(page, gpu_lab)
+        panel = open_sidebar_panel(page, PANEL)
+        expect(card(panel, fake_uuid(0))).to_be_visible()
+        expect(page.locator(".jp-tk-gpu-status")).to_be_hidden()
+    finally:
+        gpu_lab.api(settings, method="PUT", body={"raw": "{}"})

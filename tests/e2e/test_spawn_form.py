@@ -78,8 +78,8 @@ def test_pick_a_gpu_node_watch_it_fill_up_and_start(browser, hub, sim, screensho
         expect(node_option(page, "gpu-1")).to_be_enabled()
         expect(node_option(page, "cpu-1")).to_be_disabled()
         expect(node_option(page, "cpu-1")).to_contain_text("cannot fit: no nvidia.com/gpu")
-        expect(page.locator("#jp-tk-custom fieldset, [data-tk-custom]")).to_be_disabled()
-        screenshot(page, "spawn-form", full_page=True)
+        expect(page.locator("#jp-tk-cpu")).to_be_disabled()  # a preset sets the size
+        screenshot(page, "spawn-form", full_page=True, animations="disabled")
 
         # Another pod takes gpu-1's last free GPU: the choice is disabled with the reason.
         sim.create_pod(make_pod("thief", "ml", node="gpu-1", limits={GPU: "1"}))
@@ -91,7 +91,7 @@ def test_pick_a_gpu_node_watch_it_fill_up_and_start(browser, hub, sim, screensho
         expect(page.locator('[data-tk-preset="gpu-1"] [data-tk-reason]')).to_have_text(
             "no node has room right now"
         )
-        screenshot(page, "spawn-form-gpu-taken", full_page=True)
+        screenshot(page, "spawn-form-gpu-taken", full_page=True, animations="disabled")
 
         # It goes away again: gpu-1 can be picked, and the server starts there.
         sim.delete_pod("thief", "ml")
@@ -120,14 +120,14 @@ def test_dark_mode_and_a_refused_deep_link(browser, hub, sim, screenshot):
         page.goto(f"{hub.url}/hub/spawn")
         expect(page.locator("[data-tk-freshness]")).to_contain_text("Free resources as of")
         assert page.evaluate("document.documentElement.dataset.bsTheme") == "dark"
-        screenshot(page, "spawn-form-dark", full_page=True)
+        screenshot(page, "spawn-form-dark", full_page=True, animations="disabled")
 
         response = page.goto(f"{hub.url}/hub/spawn?image=tk-jupyter-ml-gpu&profile=cpu-basic")
         assert response.status == 400
         error = page.locator(".spawn-error-msg")
         expect(error).to_contain_text("needs a GPU: choose a GPU preset")
         expect(error).to_have_attribute("role", "alert")
-        screenshot(page, "spawn-form-error", full_page=True)
+        screenshot(page, "spawn-form-error", full_page=True, animations="disabled")
         assert sim.pods() == []
     finally:
         context.close()
@@ -142,11 +142,14 @@ def test_the_form_works_without_javascript(browser, hub, sim):
         # Server-rendered: the node list with free amounts is there without any script.
         expect(node_option(page, "gpu-1")).to_contain_text("1/2 NVIDIA-A100-SXM4-40GB")
         page.check("#jp-tk-profile-custom")
+        page.check("#jp-tk-image-1")  # SciPy (the last spawn used a GPU image)
         page.fill("#jp-tk-cpu", "1.5")
         page.fill("#jp-tk-memory", "3Gi")
+        page.select_option("#jp-tk-gpu-resource", "")  # the last spawn had a GPU
         page.select_option("#jp-tk-node", "cpu-1")
         page.click("#spawn_form button[type=submit]")
-        page.wait_for_url(re.compile(r"/hub/spawn-pending/alice"))
+        page.wait_for_load_state()
+        assert "/hub/spawn-pending/alice" in page.url, page.locator("body").inner_text()
         pod = sim.wait_for_pod(POD)
         assert pod["spec"]["nodeName"] == "cpu-1"
         limits = pod["spec"]["containers"][0]["resources"]["limits"]

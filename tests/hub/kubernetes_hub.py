@@ -120,6 +120,8 @@ class KubernetesHub:
         self.kubeconfig = kubeconfig
         port, proxy_port, hub_port = free_ports(3)
         self.url = f"http://127.0.0.1:{port}"
+        #: The hub's own HTTP server, behind the proxy (for measuring without the proxy hop).
+        self.hub_url = f"http://127.0.0.1:{hub_port}"
         self.config_path = self.workdir / "test_config.py"
         self.config_path.write_text(
             "c = get_config()\n"

@@ -197,7 +197,7 @@ class HubUser:
         model = self.api("GET", "/hub/api/user").json()
         return model.get("servers", {}).get("")
 
-    def wait_ready(self, timeout: float = 150) -> dict:
+    def wait_ready(self, timeout: float = 150, poll: float = 0.25) -> dict:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             server = self.server()
@@ -206,7 +206,7 @@ class HubUser:
             if server is None and time.monotonic() - started > 5:
                 # Neither pending nor running: the spawn failed; the hub log says why.
                 raise RuntimeError(f"{self.name}'s server failed:\n{self.hub.tail()}")
-            time.sleep(0.25)
+            time.sleep(poll)
         raise TimeoutError(f"{self.name}'s server not ready in {timeout}s:\n{self.hub.tail()}")
 
     def open_lab(self) -> requests.Response:

@@ -6,6 +6,7 @@ them. One hub serves the whole module; cleanup_servers is off so a hub restart c
 """
 
 import concurrent.futures
+import time
 
 import psutil
 import pytest
@@ -22,7 +23,13 @@ MIG = "nvidia.com/mig-1g.10gb"
 def hub(tmp_path_factory):
     hub = LocalHub(
         tmp_path_factory.mktemp("local-hub"),
-        extra_config="c.JupyterHub.cleanup_servers = False\n",
+        extra_config=(
+            "c.JupyterHub.cleanup_servers = False\n"
+            "c.Spawner.poll_interval = 2\n"
+            # An environment whose command is missing: its spawns fail after the reservation.
+            "c.TkLocalSpawner.image_commands = "
+            "{'tk-jupyter-ml-cpu': ['/nonexistent/jupyterhub-singleuser']}\n"
+        ),
     )
     hub.start()
     yield hub
@@ -146,6 +153,37 @@ def test_a_mig_slice_is_the_only_gpu_its_server_sees(hub):
     finally:
         dave.stop_server()
     assert gpu_kind(dave.resources(), MIG)["free"] == 2
+
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.25)
+
+
+def test_a_server_that_dies_gives_its_gpu_back(hub):
+    grace = hub.login("grace")
+    assert grace.submit_form(custom_form("0.5", "512Mi", GPU, "1")).status_code == 302
+    grace.wait_ready()
+    assert gpu_kind(grace.resources(), GPU)["free"] == 1
+    # When its process is killed behind the hub's back, the hub's poll notices
+    server_process(hub, "grace").kill()
+    wait_for(lambda: grace.server() is None)
+    wait_for(lambda: gpu_kind(grace.resources(), GPU)["free"] == 2)
+
+
+def test_a_server_that_fails_to_start_gives_its_gpu_back(hub):
+    heidi = hub.login("heidi")
+    form = dict(custom_form("0.5", "512Mi", GPU, "1"), image="tk-jupyter-ml-cpu")
+    response = heidi.submit_form(form)
+    # The hub reports a spawn that fails this fast on the spawn page itself
+    assert response.status_code == 500
+    assert "does not exist on this machine: /nonexistent/jupyterhub-singleuser" in response.text
+    wait_for(lambda: heidi.server() is None)
+    resources = heidi.resources()
+    assert gpu_kind(resources, GPU)["free"] == 2
+    assert resources["nodes"][0]["requested"]["cpu"] == 0
 
 
 def test_the_rest_api_is_held_to_the_same_rules(hub):

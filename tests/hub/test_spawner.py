@@ -201,7 +201,7 @@ async def test_operator_settings_are_kept_and_a_later_spawn_does_not_inherit(mak
     [
         ({"profile": "gpu-2"}, "No node has room"),
         ({"image": "nope"}, "not in the image list"),
-        ({"profile": "custom", "cpu": "1e309"}, "CPU must be a number"),
+        ({"profile": "custom", "cpu": "1e309"}, "far more than any server"),
         ({"node": "cpu-2"}, "cordoned"),
         ({"profile": "custom", "gpu": {"resource": "amd.com/gpu", "count": 1}}, "GPU kind"),
     ],

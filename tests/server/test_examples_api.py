@@ -188,6 +188,7 @@ BAD_REQUESTS = {
     "other image's": ("copy", '{"ids": ["ml-cpu/other.ipynb"]}', "unknown example id"),
     "too many ids": ("copy", TOO_MANY, "more than 10000"),
     "huge body": ("copy", HUGE, "over 1048576 bytes"),
+    "deeply nested": ("copy", '{"ids": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
     "reset all": ("reset", '{"all": true}', "unknown field"),
     "reset unknown": ("reset", '{"ids": ["common/intro.ipynb", "nope"]}', "unknown example id"),
 }

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from jupyter_tk.server.examples import ExamplesSync, ExamplesUnavailableError
+from jupyter_tk.server.examples import (
+    ExamplesRequestError,
+    ExamplesSync,
+    ExamplesUnavailableError,
+)
 from jupyter_tk.server.examples_fs import TEMP_NAME
 
 IMAGE = "tk-jupyter-ml-gpu"
@@ -378,6 +383,31 @@ def test_only_changed_files_are_hashed_again(tmp_path, source, count_reads):
     assert count_reads == []
 
 
+def test_an_edit_that_changes_the_size_is_seen_without_reading(tmp_path, source, count_reads):
+    make_sync(tmp_path).copy_all()
+    _edit_copy(tmp_path)  # a different size from both the original and the recorded copy
+    count_reads.clear()
+    assert statuses(make_sync(tmp_path))[ID] == "modified"
+    assert count_reads == []
+
+
+def test_a_file_removed_upstream_leaves_the_copy_alone(tmp_path, source):
+    sync = make_sync(tmp_path)
+    sync.copy_all()
+    (source / ID).unlink()
+    response = results_by_id(sync.copy_all())
+    assert ID not in response and ID not in statuses(sync)
+    assert copy_path(tmp_path, ID).read_bytes() == V1
+    manifest = json.loads(
+        (tmp_path / "home" / "examples" / IMAGE / ".jupyter-tk-manifest.json").read_bytes()
+    )
+    assert ID in manifest["copies"] and ID not in manifest["sources"]
+    with pytest.raises(ExamplesRequestError, match="unknown example id"):
+        sync.reset([ID])
+    (source / ID).write_bytes(V2)  # back upstream, changed: the old record still applies
+    assert statuses(sync)[ID] == "update-available"
+
+
 # ---- start-up sync ---------------------------------------------------------------------------
 
 
@@ -398,6 +428,15 @@ def test_background_sync_errors_are_kept_not_raised(tmp_path):
     sync.start_background_sync().result(timeout=30)
     assert "cannot be a folder name" in sync.sync_status()["error"]
     sync.close()
+
+
+def test_a_bad_request_leaves_the_sync_status_alone(tmp_path, source):
+    sync = make_sync(tmp_path)
+    sync.copy_all()
+    before = sync.sync_status()
+    with pytest.raises(ExamplesRequestError):
+        sync.copy(["nope"])
+    assert sync.sync_status() == before
 
 
 def test_sync_on_start_false_does_nothing(tmp_path, source):

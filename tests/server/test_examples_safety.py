@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import unicodedata
 from pathlib import Path
 
@@ -436,11 +437,14 @@ def test_two_threads_sync_at_once_and_each_file_is_copied_once(tmp_path, many_fi
 
 CONCURRENT_CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys, time
     from jupyter_tk.server.examples import ExamplesSync
-    source, destination, root, image = sys.argv[1:]
+    source, destination, root, image, ready, go = sys.argv[1:]
     sync = ExamplesSync(source_dir=source, destination_dir=destination, image_name=image,
                         root_dir=root)
+    open(ready, "w").close()
+    while not os.path.exists(go):  # both children start copying at the same moment
+        time.sleep(0.001)
     print(json.dumps([r["action"] for r in sync.copy_all()["results"]]))
     """
 )
@@ -448,10 +452,19 @@ CONCURRENT_CHILD = textwrap.dedent(
 
 def test_two_processes_sync_at_once_and_each_file_is_copied_once(tmp_path, many_files):
     args = [str(many_files), str(tmp_path / "home" / "examples"), str(tmp_path / "home"), IMAGE]
+    go = tmp_path / "go"
     children = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT_CHILD, *args], stdout=subprocess.PIPE)
-        for _ in range(2)
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_CHILD, *args, str(tmp_path / f"ready-{n}"), str(go)],
+            stdout=subprocess.PIPE,
+        )
+        for n in range(2)
     ]
+    for n in range(2):
+        while not (tmp_path / f"ready-{n}").exists():
+            assert children[n].poll() is None, "child failed to start"
+            time.sleep(0.01)
+    go.touch()
     actions = []
     for child in children:
         out, _ = child.communicate(timeout=120)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -96,7 +97,7 @@ async def get_json(jp_fetch, *path):
     return json.loads(response.body)
 
 
-async def test_gpus_follow_the_contract(server, jp_fetch):
+async def test_gpus_follow_the_contract(server, jp_fetch, fake_nvml):
     data = await get_json(jp_fetch, "gpus")
     assert set(data) >= CONTRACT_KEYS
     assert data["available"] is True and data["reason"] is None
@@ -106,6 +107,8 @@ async def test_gpus_follow_the_contract(server, jp_fetch):
     assert [d["uuid"] for d in data["devices"]] == [fake_uuid(0), fake_uuid(1, 0), fake_uuid(1, 1)]
     for device in data["devices"]:
         assert set(device) == DEVICE_KEYS
+    # The server's IOLoop runs on this thread: NVML was called from the sampler thread only.
+    assert fake_nvml.threads() and threading.get_native_id() not in fake_nvml.threads()
     gpu, mig, _ = data["devices"]
     assert (gpu["memory_total"], gpu["utilization_gpu"], gpu["power_limit"]) == (80 * GIB, 7, 400.0)
     assert (mig["mig"], mig["parent_uuid"], mig["utilization_gpu"]) == (True, fake_uuid(1), None)

@@ -159,11 +159,13 @@ class KubernetesInventory(Inventory):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._node_states: dict[str, NodeState] = {}
-        # pod key -> (node name, storage-unit requests incl. "pods": 1)
-        self._pods: dict[str, tuple[str, dict[str, int]]] = {}
+        # pod key -> (node name, request shape): a shape is a sorted tuple of (resource, amount)
+        # pairs in storage units, "pods": 1 included. Identical shapes are one shared object,
+        # and tuples of strings and ints are not tracked by the garbage collector, so 50,000
+        # pods add neither much memory nor GC work to the hub.
+        self._pods: dict[str, tuple[str, tuple]] = {}
         self._requested: dict[str, dict[str, int]] = {}
-        # Identical request maps are shared, so 50,000 pods cost a few hundred dicts.
-        self._request_shapes: dict[tuple, dict[str, int]] = {}
+        self._request_shapes: dict[tuple, tuple] = {}
         self._node_rows: dict[str, dict] = {}
         self._dirty_nodes: set[str] = set()
         self._live_parts = {"nodes": False, "pods": False}
@@ -206,7 +208,7 @@ class KubernetesInventory(Inventory):
                 compact=node_state,
                 replace=self._replace_nodes,
                 apply=self._apply_node,
-                set_live=lambda live: self._set_part_live("nodes", live),
+                set_live=lambda live, since: self._set_part_live("nodes", live, since),
                 log=self.log,
                 timing=timing,
                 label_selector=self.node_selector,
@@ -217,7 +219,7 @@ class KubernetesInventory(Inventory):
                 compact=self._compact_pod,
                 replace=self._replace_pods,
                 apply=self._apply_pod,
-                set_live=lambda live: self._set_part_live("pods", live),
+                set_live=lambda live, since: self._set_part_live("pods", live, since),
                 log=self.log,
                 timing=timing,
                 field_selector=ACTIVE_PODS_FIELD_SELECTOR,
@@ -248,13 +250,12 @@ class KubernetesInventory(Inventory):
             self._api_client = client.ApiClient(configuration)
             return self._api_client
 
-    def _set_part_live(self, part: str, live: bool) -> None:
+    def _set_part_live(self, part: str, live: bool, since: float | None = None) -> None:
         self._live_parts[part] = live
         if all(self._live_parts.values()):
             self._source_live()
         else:
-            contacts = [watch.last_contact for watch in self.watches.values()]
-            self._source_lost(since=min(contacts, default=None))
+            self._source_lost(since)
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -277,7 +278,7 @@ class KubernetesInventory(Inventory):
 
     # -- pods ----------------------------------------------------------------------------------
 
-    def _compact_pod(self, pod: dict) -> tuple[str, dict[str, int]] | None:
+    def _compact_pod(self, pod: dict) -> tuple[str, tuple] | None:
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
         if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -288,13 +289,10 @@ class KubernetesInventory(Inventory):
             self.log.warning("Ignoring requests of pod %s: %s", _pod_name(pod), error)
             requests = {}
         requests["pods"] = 1
-        shape = tuple(sorted(requests.items()))
-        shared = self._request_shapes.get(shape)
-        if shared is None:
-            shared = self._request_shapes[shape] = {sys.intern(k): v for k, v in shape}
-        return sys.intern(node), shared
+        shape = tuple(sorted((sys.intern(k), v) for k, v in requests.items()))
+        return sys.intern(node), self._request_shapes.setdefault(shape, shape)
 
-    def _replace_pods(self, pods: dict[str, tuple[str, dict[str, int]]]) -> None:
+    def _replace_pods(self, pods: dict[str, tuple[str, tuple]]) -> None:
         requested: dict[str, dict[str, int]] = {}
         for node, amounts in pods.values():
             add_into(requested.setdefault(node, {}), amounts)
@@ -302,10 +300,7 @@ class KubernetesInventory(Inventory):
         self._dirty_nodes.update(requested)
         self._pods = pods
         self._requested = requested
-        live_shapes = {id(amounts) for _, amounts in pods.values()}
-        self._request_shapes = {
-            k: v for k, v in self._request_shapes.items() if id(v) in live_shapes
-        }
+        self._request_shapes = {shape: shape for _, shape in pods.values()}
         self._data_changed()
 
     def _apply_pod(self, event_type: str, key: str, entry: tuple | None) -> None:

@@ -50,8 +50,9 @@ class ListWatch:
     `list_func` is a kubernetes_asyncio list method (e.g. `CoreV1Api.list_node`).
     `compact(obj)` turns an API object into what the caller stores (or None to skip it);
     `replace(dict key -> compact)` swaps in a full relist; `apply(event_type, key, compact|None)`
-    applies one watch event (`compact` is None for DELETED); `set_live(bool)` reports whether
-    the watch is connected and in sync.
+    applies one watch event (`compact` is None for DELETED); `set_live(live, since)` reports
+    whether the watch is connected and in sync (when it is not: `since` is the wall-clock time
+    the data was last known current).
     """
 
     def __init__(
@@ -62,7 +63,7 @@ class ListWatch:
         compact: Callable[[dict], Any],
         replace: Callable[[dict[str, Any]], None],
         apply: Callable[[str, str, Any], None],
-        set_live: Callable[[bool], None],
+        set_live: Callable[[bool, float], None],
         log: logging.Logger | logging.LoggerAdapter,
         timing: ListWatchTiming,
         field_selector: str = "",
@@ -83,7 +84,7 @@ class ListWatch:
             self._selectors["label_selector"] = label_selector
         #: How many full lists this loop made (a relist after 410 counts); for tests and stats.
         self.list_count = 0
-        #: Wall-clock time the API server last answered this loop (data or a clean end).
+        #: Wall-clock time this loop was last known in sync with the API server.
         self.last_contact = time.time()
 
     async def run(self) -> None:
@@ -112,7 +113,7 @@ class ListWatch:
                 resource_version = None
             except Exception as error:
                 # Whatever the cluster does, the hub keeps running and keeps serving the cache.
-                self._set_live(False)
+                self._set_live(False, self.last_contact)
                 self.log.warning(
                     "%s watch failed (%s); retrying in %.1fs", self.kind, _describe(error), delay
                 )
@@ -168,16 +169,19 @@ class ListWatch:
         try:
             if response.status != 200:
                 _raise_for_status(response.status, await response.read())
-            self._set_live(True)
+            self._set_live(True, time.time())
             buffer = b""
-            async for chunk in response.content.iter_any():
+            try:
+                async for chunk in response.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            event = json.loads(line)
+                            resource_version = self._handle_event(event, resource_version)
+            finally:
+                # Connected until now (a clean end or a broken connection alike).
                 self.last_contact = time.time()
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        resource_version = self._handle_event(json.loads(line), resource_version)
-            self.last_contact = time.time()
             return resource_version
         finally:
             response.release()

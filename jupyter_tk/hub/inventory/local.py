@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -25,47 +24,10 @@ from traitlets import Float, Integer, Unicode, default
 from ..cgroups import MemoryCgroups
 from . import Inventory
 from .local_gpus import GpuDevice, GpuReading, NvmlReader
+from .local_ledger import AllocationError, AllocationLedger, LocalAllocation
 from .model import parse_quantity
 
 __all__ = ["AllocationError", "LocalAllocation", "LocalInventory"]
-
-
-class AllocationError(ValueError):
-    """The machine cannot give a server what it asked for right now (message says why)."""
-
-
-@dataclass(frozen=True)
-class LocalAllocation:
-    """What one running server holds: its share of CPU and memory, its cores and its GPUs."""
-
-    key: str
-    cpu: float
-    memory: int
-    cores: tuple[int, ...]
-    gpu_resource: str | None = None
-    gpu_uuids: tuple[str, ...] = ()
-
-    def to_state(self) -> dict:
-        """JSON-able form kept in the spawner's state across hub restarts."""
-        return {
-            "key": self.key,
-            "cpu": self.cpu,
-            "memory": self.memory,
-            "cores": list(self.cores),
-            "gpu_resource": self.gpu_resource,
-            "gpu_uuids": list(self.gpu_uuids),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> LocalAllocation:
-        return cls(
-            key=str(state["key"]),
-            cpu=float(state["cpu"]),
-            memory=int(state["memory"]),
-            cores=tuple(int(c) for c in state["cores"]),
-            gpu_resource=state.get("gpu_resource"),
-            gpu_uuids=tuple(str(u) for u in state.get("gpu_uuids", ())),
-        )
 
 
 @dataclass(frozen=True)
@@ -124,9 +86,8 @@ class LocalInventory(Inventory):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._cores: tuple[int, ...] = tuple(sorted(os.sched_getaffinity(0)))
+        self._ledger = AllocationLedger(os.sched_getaffinity(0))
         self._reading: _MachineReading | None = None
-        self._allocations: dict[str, LocalAllocation] = {}
         self._reader = NvmlReader()
         # One thread: NVML is used from one thread only, and never from the event loop.
         self._executor: ThreadPoolExecutor | None = None
@@ -203,30 +164,13 @@ class LocalInventory(Inventory):
         total = 0 if self._reading is None else self._reading.memory_total
         reserved = int(parse_quantity(self.reserved_memory))
         result: dict[str, float | int] = {
-            "cpu": max(0.0, len(self._cores) - self.reserved_cpu),
+            "cpu": max(0.0, len(self._ledger.cores) - self.reserved_cpu),
             "memory": max(0, total - reserved),
         }
         for device in self.gpus:
             if device.error is None:
                 result[device.resource] = result.get(device.resource, 0) + self.gpu_replicas
         return result
-
-    def _requested(self) -> dict[str, float | int]:
-        requested: dict[str, float | int] = {"cpu": 0.0, "memory": 0}
-        for allocation in self._allocations.values():
-            requested["cpu"] += allocation.cpu
-            requested["memory"] += allocation.memory
-            if allocation.gpu_resource:
-                resource = allocation.gpu_resource
-                requested[resource] = requested.get(resource, 0) + len(allocation.gpu_uuids)
-        return requested
-
-    def _holders(self) -> dict[str, list[str]]:
-        holders: dict[str, list[str]] = {}
-        for allocation in self._allocations.values():
-            for uuid in allocation.gpu_uuids:
-                holders.setdefault(uuid, []).append(allocation.key)
-        return holders
 
     # -- reservations (called by the local spawner) ----------------------------------------------
 
@@ -242,110 +186,49 @@ class LocalInventory(Inventory):
         """Reserve cores, memory and specific GPUs for the server `key`, or raise AllocationError.
 
         `cpu` in cores (pinned to ceil(cpu) whole cores), `memory` in bytes (0 = none reserved).
-        A server asking again first gives back what it held.
+        A server asking again first gives back what it held. Nothing awaits in here: two
+        requests can never both get the last GPU.
         """
-        previous = self._allocations.pop(key, None)
+        previous = self._ledger.pop(key)
         try:
-            allocation = self._reserve(key, cpu, memory, gpu_resource, gpu_count)
+            allocation = self._ledger.reserve(
+                key,
+                (cpu, memory, gpu_resource, gpu_count),
+                allocatable=self._allocatable(),
+                gpus=self.gpus,
+                replicas=self.gpu_replicas,
+                node_name=self.node_name,
+            )
         except AllocationError:
             if previous is not None:
-                self._allocations[key] = previous
+                self._ledger.store(previous)
             raise
-        self._allocations[key] = allocation
+        self._ledger.store(allocation)
         self._data_changed()
         return allocation
-
-    def _reserve(
-        self, key: str, cpu: float, memory: int, gpu_resource: str | None, gpu_count: int
-    ) -> LocalAllocation:
-        if not math.isfinite(cpu) or cpu <= 0:
-            raise AllocationError(f"CPU must be a positive number of cores, not {cpu!r}")
-        allocatable = self._allocatable()
-        requested = self._requested()
-        free_cpu = allocatable["cpu"] - requested["cpu"]
-        if cpu > free_cpu + 1e-9:
-            raise AllocationError(
-                f"not enough free CPU on {self.node_name}: asked {cpu:g}, free {free_cpu:g} cores"
-            )
-        free_memory = allocatable["memory"] - requested["memory"]
-        if memory > free_memory:
-            raise AllocationError(
-                f"not enough free memory on {self.node_name}: asked {_gib(memory)}, "
-                f"free {_gib(free_memory)}"
-            )
-        gpu_uuids: tuple[str, ...] = ()
-        if gpu_resource and gpu_count > 0:
-            gpu_uuids = self._pick_gpus(gpu_resource, gpu_count)
-        else:
-            gpu_resource = None
-        return LocalAllocation(
-            key=key,
-            cpu=cpu,
-            memory=memory,
-            cores=self._pick_cores(math.ceil(cpu)),
-            gpu_resource=gpu_resource,
-            gpu_uuids=gpu_uuids,
-        )
-
-    def _pick_gpus(self, resource: str, count: int) -> tuple[str, ...]:
-        holders = self._holders()
-        kind = [d for d in self.gpus if d.resource == resource and d.error is None]
-        if not kind:
-            raise AllocationError(f"this machine has no {resource}")
-        # Each device may be handed out `gpu_replicas` times; least held, least used first.
-        slots = []
-        for device in kind:
-            taken = len(holders.get(device.uuid, ()))
-            slots.extend(
-                (taken + n, device.memory_used or 0, device.index, device.uuid)
-                for n in range(self.gpu_replicas - taken)
-            )
-        slots.sort()
-        chosen: list[str] = []
-        for _, _, _, uuid in slots:
-            if uuid not in chosen:
-                chosen.append(uuid)
-            if len(chosen) == count:
-                return tuple(chosen)
-        raise AllocationError(
-            f"not enough free {resource} on {self.node_name}: asked {count}, free {len(chosen)}"
-        )
-
-    def _pick_cores(self, count: int) -> tuple[int, ...]:
-        # Cores may be shared (fractional CPU rounds up); spread servers over the least used.
-        if count > len(self._cores):
-            raise AllocationError(
-                f"{self.node_name} has {len(self._cores)} cores, asked for {count}"
-            )
-        pins = dict.fromkeys(self._cores, 0)
-        for allocation in self._allocations.values():
-            for core in allocation.cores:
-                if core in pins:
-                    pins[core] += 1
-        return tuple(sorted(sorted(self._cores, key=lambda c: (pins[c], c))[:count]))
 
     def restore(self, state: dict) -> LocalAllocation:
         """Take back a running server's reservation after a hub restart (no checks: it runs)."""
         allocation = LocalAllocation.from_state(state)
-        self._allocations[allocation.key] = allocation
+        self._ledger.store(allocation)
         self._data_changed()
         return allocation
 
     def release(self, key: str) -> LocalAllocation | None:
         """Give back what the server `key` held; returns it (None when it held nothing)."""
-        allocation = self._allocations.pop(key, None)
+        allocation = self._ledger.pop(key)
         if allocation is not None:
             self._data_changed()
         return allocation
 
     def allocation(self, key: str) -> LocalAllocation | None:
-        return self._allocations.get(key)
+        return self._ledger.get(key)
 
     # -- snapshot --------------------------------------------------------------------------------
 
     def _collect_nodes(self) -> list[dict]:
         allocatable = self._allocatable()
-        requested = self._requested()
+        requested = self._ledger.requested()
         for resource in requested:
             allocatable.setdefault(resource, 0)
         free = {
@@ -374,7 +257,7 @@ class LocalInventory(Inventory):
         return [node]
 
     def _gpu_kinds(self) -> list[dict]:
-        holders = self._holders()
+        holders = self._ledger.holders()
         kinds: dict[str, dict] = {}
         for device in self.gpus:
             kind = kinds.get(device.resource)
@@ -414,7 +297,3 @@ class LocalInventory(Inventory):
 
 def _round(value: float | int) -> float | int:
     return round(value, 3) if isinstance(value, float) else value
-
-
-def _gib(amount: int) -> str:
-    return f"{amount / 2**30:.1f} GiB"

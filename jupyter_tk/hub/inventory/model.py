@@ -27,7 +27,6 @@ __all__ = [
     "pod_is_active",
     "pod_requests",
     "pod_storage_requests",
-    "sum_storage",
     "to_storage",
 ]
 
@@ -117,9 +116,9 @@ def from_storage(resource: str, amount: int) -> float | int:
     return amount
 
 
-def add_into(total: dict[str, int], amounts: Mapping[str, int], sign: int = 1) -> None:
-    """Add (`sign=1`) or subtract (`sign=-1`) `amounts` into `total`, in place."""
-    for resource, amount in amounts.items():
+def add_into(total: dict[str, int], amounts: Iterable[tuple[str, int]], sign: int = 1) -> None:
+    """Add (`sign=1`) or subtract (`sign=-1`) (resource, amount) pairs into `total`, in place."""
+    for resource, amount in amounts:
         total[resource] = total.get(resource, 0) + sign * amount
 
 
@@ -199,11 +198,3 @@ def pod_storage_requests(pod: Mapping) -> dict[str, int]:
         if value:
             stored[name] = value
     return stored
-
-
-def sum_storage(requests: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    """Sum several storage-unit request maps."""
-    total: dict[str, int] = {}
-    for amounts in requests:
-        add_into(total, amounts)
-    return total

@@ -162,9 +162,8 @@ function FolderRow(props: IRowProps & { node: IFolderNode }): JSX.Element {
         <Caret.react tag="span" className="jp-tk-caret" />
         <span className="jp-tk-examples-name">{node.name}</span>
         <span className="jp-tk-examples-count">
-          {pending > 0
-            ? trans.__('%1 files · %2 to copy', node.total, pending)
-            : trans._n('%1 file', '%1 files', node.total)}
+          {trans._n('%1 file', '%1 files', node.total)}
+          {pending > 0 && ` · ${trans.__('%1 to copy', pending)}`}
         </span>
       </button>
       {isOpen && (
@@ -222,34 +221,46 @@ function FileRow(props: IRowProps & { item: IExampleItem; name: string }): JSX.E
             {name}
           </span>
         )}
-        <StatusBadge status={item.status} trans={trans} />
-        <span className="jp-tk-examples-actions">
-          {actions
-            .filter(action => action !== 'open')
-            .map(action => (
+        <span className="jp-tk-examples-file-side">
+          {item.error && (
+            <span
+              className="jp-tk-examples-item-error"
+              role="img"
+              title={item.error}
+              aria-label={item.error}
+            >
+              !
+            </span>
+          )}
+          <StatusBadge status={item.status} trans={trans} />
+          <span className="jp-tk-examples-actions">
+            {actions
+              .filter(action => action !== 'open')
+              .map(action => (
+                <button
+                  key={action}
+                  type="button"
+                  className="jp-tk-action"
+                  data-action={action}
+                  disabled={busy}
+                  title={actionTitle(action, name, trans)}
+                  onClick={() => onAction(action, item)}
+                >
+                  {actionLabel(action, trans)}
+                </button>
+              ))}
+            {canOpen && (
               <button
-                key={action}
                 type="button"
                 className="jp-tk-action"
-                data-action={action}
-                disabled={busy}
-                title={actionTitle(action, name, trans)}
-                onClick={() => onAction(action, item)}
+                data-action="open"
+                title={actionTitle('open', name, trans)}
+                onClick={() => onAction('open', item)}
               >
-                {actionLabel(action, trans)}
+                {actionLabel('open', trans)}
               </button>
-            ))}
-          {canOpen && (
-            <button
-              type="button"
-              className="jp-tk-action"
-              data-action="open"
-              title={actionTitle('open', name, trans)}
-              onClick={() => onAction('open', item)}
-            >
-              {actionLabel('open', trans)}
-            </button>
-          )}
+            )}
+          </span>
         </span>
       </div>
     </li>

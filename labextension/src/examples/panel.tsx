@@ -18,7 +18,7 @@ import type { IExampleItem } from '../api';
 import { examplesIcon } from '../icons';
 import { ExamplesTree, Legend, ProgressBar } from './components';
 import { ExamplesModel } from './model';
-import { buildExampleTree, ExampleAction, idsWithStatus } from './tree';
+import { buildExampleTree, copiesFolder, ExampleAction, idsWithStatus } from './tree';
 
 export const EXAMPLES_PANEL_ID = 'jp-tk-examples-panel';
 
@@ -169,8 +169,12 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
       </header>
 
       {listing && (
-        <p className="jp-tk-examples-meta">
-          {trans.__('For image %1, copied to %2', listing.image, listing.destination)}
+        <p className="jp-tk-examples-meta" title={listing.destination}>
+          {trans.__(
+            'For image %1, copies in %2',
+            listing.image,
+            copiesFolder(listing.items) || listing.destination
+          )}
         </p>
       )}
 
@@ -180,12 +184,23 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
         </p>
       )}
 
-      {listing?.sync.running && (
-        <p className="jp-tk-banner jp-tk-banner-info" role="status">
-          {trans.__('Copying new examples in the background…')}
-        </p>
-      )}
-      {listing?.sync.error && (
+      {listing?.sync.running &&
+        (listing.sync.total ? (
+          <ProgressBar
+            progress={{
+              label: trans.__('Copying new examples in the background'),
+              done: listing.sync.copied,
+              total: listing.sync.total
+            }}
+            trans={trans}
+          />
+        ) : (
+          <p className="jp-tk-banner jp-tk-banner-info" role="status">
+            {trans.__('Copying new examples in the background…')}
+          </p>
+        ))}
+      {/* A missing source has its own message below; the sync error would repeat it. */}
+      {listing?.source_exists && listing.sync.error && (
         <p className="jp-tk-banner jp-tk-banner-error jp-tk-sync-error" role="alert">
           {trans.__('The automatic copy at start-up failed: %1', listing.sync.error)}
         </p>
@@ -207,6 +222,12 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
             )}
           </p>
         </div>
+      )}
+
+      {listing?.source_exists && listing.error && (
+        <p className="jp-tk-banner jp-tk-banner-error" role="alert">
+          {listing.error}
+        </p>
       )}
 
       {listing?.source_exists && (
@@ -292,6 +313,24 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
               busy={busy}
               trans={trans}
             />
+          )}
+          {(listing.skipped?.length ?? 0) > 0 && (
+            <details className="jp-tk-examples-skipped">
+              <summary>
+                {trans._n(
+                  '%1 file left out',
+                  '%1 files left out',
+                  listing.skipped!.length
+                )}
+              </summary>
+              <ul>
+                {listing.skipped!.map(entry => (
+                  <li key={entry.id}>
+                    <code>{entry.id}</code>: {entry.reason}
+                  </li>
+                ))}
+              </ul>
+            </details>
           )}
           <Legend trans={trans} />
         </>

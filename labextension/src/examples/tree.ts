@@ -199,3 +199,19 @@ export function batches<T>(list: readonly T[], size: number): T[][] {
   }
   return out;
 }
+
+/**
+ * The folder holding this image's copies, relative to the server root (as the file
+ * browser shows it), read from the items' paths; `null` when no item tells.
+ */
+export function copiesFolder(items: IExampleItem[]): string | null {
+  for (const item of items) {
+    if (item.path.endsWith(`/${item.id}`)) {
+      return item.path.slice(0, -(item.id.length + 1));
+    }
+    if (item.path === item.id) {
+      return '';
+    }
+  }
+  return null;
+}

@@ -22,7 +22,7 @@ import type { ITranslate } from '../trans';
 const HIGH_LOAD_PERCENT = 90;
 
 /** The shortest span a sparkline shows, in seconds (its longest is the history window). */
-const MIN_SPARK_WINDOW_SECONDS = 60;
+const MIN_SPARK_WINDOW_SECONDS = 20;
 
 const SPARK_WIDTH = 240;
 const SPARK_HEIGHT = 36;
@@ -84,11 +84,14 @@ export function Sparkline(props: ISparklineProps): JSX.Element {
     window,
     end
   });
-  const minutes = Math.max(1, Math.round(window / 60));
+  const span =
+    window < 120
+      ? trans.__('%1 s', Math.round(window))
+      : trans.__('%1 min', Math.round(window / 60));
   const usesMemory = device.mig || device.utilization_gpu === null;
   const caption = usesMemory
-    ? trans.__('Memory, last %1 min', minutes)
-    : trans.__('Utilization, last %1 min', minutes);
+    ? trans.__('Memory, last %1', span)
+    : trans.__('Utilization, last %1', span);
   return (
     <figure className="jp-tk-sparkline" title={caption}>
       <svg
