@@ -22,6 +22,7 @@ import argparse
 import logging
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,11 +69,35 @@ def git(*args: str, cwd: Path) -> None:
     )
 
 
-def timed(function) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children (cp, git)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(function) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call; CPU time is less disturbed by a busy machine."""
     os.sync()  # nobody pays for someone else's dirty pages
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     function()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu_started
+
+
+def median_of(measures: list[tuple[float, float]]) -> tuple[float, float]:
+    return (
+        statistics.median(wall for wall, _ in measures),
+        statistics.median(cpu for _, cpu in measures),
+    )
+
+
+def shown(measures, unit: str = "ms") -> str:
+    wall, cpu = median_of(measures) if isinstance(measures, list) else measures
+    if unit == "s":
+        return f"{wall:.2f} s (cpu {cpu:.2f})"
+    return f"{wall * 1000:.1f} ms (cpu {cpu * 1000:.1f})"
 
 
 def nbgitpuller_pull(url: str, repo_dir: Path) -> None:
@@ -85,13 +110,14 @@ def du_bytes(path: Path) -> int:
     return int(output.stdout.split()[0])
 
 
-def new_sync(source: Path, destination: Path, root: Path) -> ExamplesSync:
+def new_sync(source: Path, destination: Path, root: Path, flush: str) -> ExamplesSync:
     return ExamplesSync(
         source_dir=str(source),
         destination_dir=str(destination),
         image_name=IMAGE,
         root_dir=str(root),
         max_total_bytes=1 << 40,
+        flush=flush,
     )
 
 
@@ -107,6 +133,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="runs of each no-op measure (7)")
     parser.add_argument("--first-runs", type=int, default=3, help="first-copy runs (median, 3)")
     parser.add_argument("--change-runs", type=int, default=3, help="change rounds (median, 3)")
+    parser.add_argument(
+        "--flush", choices=["batch", "file"], default="batch", help="ExamplesSync.flush (batch)"
+    )
     parser.add_argument("--workdir", help="folder for the trees (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
@@ -136,7 +165,7 @@ def main() -> int:
         command = ["cp", "-r", *[str(source / category) for category in CATEGORIES], str(cp_dest)]
         cp_first.append(timed(lambda command=command: subprocess.run(command, check=True)))
         shutil.rmtree(root / f"examples-{run - 1}", ignore_errors=True)
-        ours = new_sync(source, root / f"examples-{run}", root)
+        ours = new_sync(source, root / f"examples-{run}", root, args.flush)
         first_result = {}
         ours_first.append(timed(lambda ours=ours, out=first_result: out.update(ours.copy_all())))
         assert count_actions(first_result, "copied") == args.files, "first sync did not copy all"
@@ -148,7 +177,8 @@ def main() -> int:
     puller_noop = [timed(lambda: nbgitpuller_pull(url, puller_dir)) for _ in range(args.repeat)]
     ours_noop = [timed(ours.copy_all) for _ in range(args.repeat)]
     ours_noop_fresh = [
-        timed(lambda: new_sync(source, ours_dest, root).copy_all()) for _ in range(args.repeat)
+        timed(lambda: new_sync(source, ours_dest, root, args.flush).copy_all())
+        for _ in range(args.repeat)
     ]
     ours_list = [timed(ours.list_examples) for _ in range(args.repeat)]
 
@@ -164,37 +194,30 @@ def main() -> int:
         ours_changed.append(timed(lambda out=changed_result: out.update(ours.copy_all())))
         assert count_actions(changed_result, "updated") == args.changes, "changes not applied"
 
-    ms = 1000
-    median = statistics.median
+    first_ratio = median_of(ours_first)[0] / median_of(cp_first)[0]
     rows = [
         ("operation", "cp -r", "nbgitpuller", "jupyter-tk", "target (jupyter-tk)"),
         (
             f"first copy ({args.files} files, {total_bytes / 1e6:.0f} MB)",
-            f"{median(cp_first):.2f} s",
-            f"{puller_first:.2f} s",
-            f"{median(ours_first):.2f} s ({median(ours_first) / median(cp_first):.2f}x cp -r)",
+            shown(cp_first, "s"),
+            shown(puller_first, "s"),
+            f"{shown(ours_first, 's')} = {first_ratio:.2f}x cp -r",
             "<= 1.3x cp -r",
         ),
         (
-            "no-op re-sync, median",
+            "no-op re-sync",
             "-",
-            f"{median(puller_noop) * ms:.0f} ms",
-            f"{median(ours_noop) * ms:.1f} ms",
+            shown(puller_noop),
+            shown(ours_noop),
             "<= 50 ms and < nbgitpuller",
         ),
+        ("no-op re-sync, new ExamplesSync", "-", "-", shown(ours_noop_fresh), "(reads manifest)"),
+        ("list with statuses (GET)", "-", "-", shown(ours_list), ""),
         (
-            "no-op re-sync, fresh ExamplesSync",
+            f"re-sync after {args.changes} upstream changes",
             "-",
-            "-",
-            f"{median(ours_noop_fresh) * ms:.1f} ms",
-            "(manifest read from disk)",
-        ),
-        ("list with statuses (GET), median", "-", "-", f"{median(ours_list) * ms:.1f} ms", ""),
-        (
-            f"re-sync after {args.changes} upstream changes, median",
-            "-",
-            f"{median(puller_changed) * ms:.0f} ms",
-            f"{median(ours_changed) * ms:.1f} ms",
+            shown(puller_changed),
+            shown(ours_changed),
             "<= 100 ms",
         ),
         (
@@ -210,9 +233,10 @@ def main() -> int:
     print(
         f"\nExamples sync benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"load average at the end {load}; medians of {args.first_runs} first copies, "
-        f"{args.repeat} no-ops, {args.change_runs} change rounds)"
+        f"{args.repeat} no-ops, {args.change_runs} change rounds; flush={args.flush}; "
+        "wall time, CPU time in brackets)"
     )
-    runs = [" ".join(f"{t:.2f}" for t in times) for times in (cp_first, ours_first)]
+    runs = [" ".join(f"{wall:.2f}" for wall, _ in times) for times in (cp_first, ours_first)]
     print(f"first copy, every run (s): cp -r {runs[0]} | jupyter-tk {runs[1]}")
     for index, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

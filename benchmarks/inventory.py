@@ -55,7 +55,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.1f} ms" if milliseconds >= 1 else f"{milliseconds:.3f} ms"
 
 
 # -- jupyter-tk through a real hub ---------------------------------------------------------------
@@ -172,7 +173,9 @@ async def per_view(kubeconfig: Path, views: int) -> list[float]:
 # -- cache memory --------------------------------------------------------------------------------
 
 
-async def cache_memory(kubeconfig: Path) -> dict[str, float]:
+async def cache_memory(cluster: SimulatedClusterProcess) -> dict[str, float]:
+    """Memory of a synced KubernetesInventory, and what building its answer costs."""
+    kubeconfig = cluster.kubeconfig
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
     tracemalloc.start()
@@ -188,7 +191,26 @@ async def cache_memory(kubeconfig: Path) -> dict[str, float]:
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_after = psutil.Process().memory_info().rss
-    pods = len(inventory._pods)
+    pods = sum(node["requested"].get("pods", 0) for node in inventory.snapshot()["nodes"])
+
+    # Our own share of a page view, without JupyterHub, the proxy or HTTP: the memoized
+    # answer, and the answer rebuilt right after one pod changed.
+    unchanged = []
+    for _ in range(1000):
+        start = time.perf_counter()
+        inventory.snapshot_json()
+        unchanged.append(time.perf_counter() - start)
+    rebuilt = []
+    for index in range(20):
+        version = inventory.version
+        pod = make_pod(f"probe-{index}", "bench", node=f"node-{index:04d}", requests={"cpu": "1"})
+        await asyncio.to_thread(cluster.create_pod, pod)
+        while inventory.version == version:  # noqa: ASYNC110 - polled like a page view would
+            await asyncio.sleep(0.001)
+        start = time.perf_counter()
+        inventory.snapshot_json()
+        rebuilt.append(time.perf_counter() - start)
+        await asyncio.to_thread(cluster.delete_pod, "bench", f"probe-{index}")
     await inventory.stop()
     return {
         "pods": pods,
@@ -196,6 +218,8 @@ async def cache_memory(kubeconfig: Path) -> dict[str, float]:
         "peak": (peak - before) / MB,
         "rss": (rss_after - rss_before) / MB,
         "sync": synced,
+        "unchanged": unchanged,
+        "rebuilt": rebuilt,
     }
 
 
@@ -235,6 +259,8 @@ def main() -> None:
         not_modified = time_requests(session, url, args.requests, {"If-None-Match": etag})
         direct_url = f"{hub.hub_url}/hub/api/{RESOURCES}"
         direct = time_requests(session, direct_url, args.requests)
+        # For scale: JupyterHub's own lightest authenticated API call, the same way.
+        hub_user = time_requests(session, hub.api_url("user"), args.requests)
         calls_per_view = (list_calls(cluster) - calls_before) / (3 * args.requests)
 
         churn = PodChurn(cluster, args.churn_rate)
@@ -251,7 +277,7 @@ def main() -> None:
         views = asyncio.run(per_view(cluster.kubeconfig, args.views))
         baseline_calls = (list_calls(cluster) - calls_before) / args.views
 
-        memory = asyncio.run(cache_memory(cluster.kubeconfig))
+        memory = asyncio.run(cache_memory(cluster))
     finally:
         if hub is not None:
             hub.stop()
@@ -261,7 +287,7 @@ def main() -> None:
         work / "big", cluster="large", nodes=args.nodes, pods=args.big_pods
     ).start(timeout=600)
     try:
-        big_memory = asyncio.run(cache_memory(big.kubeconfig))
+        big_memory = asyncio.run(cache_memory(big))
     finally:
         big.stop()
 
@@ -288,6 +314,7 @@ def main() -> None:
     spread(f"full answer ({size_kb:.0f} KiB)", full)
     spread("304 (If-None-Match)", not_modified)
     spread("full, hub without the proxy", direct)
+    spread("(JupyterHub's GET /hub/api/user)", hub_user, "(for scale: auth + proxy floor)")
     spread("full, while pods change", churned, f"({churn.changes} changes, {args.churn_rate:g}/s)")
     spread("event -> visible", visible, f"(max {ms(max(visible))}, {len(visible)} pods added)")
     print(
@@ -301,6 +328,15 @@ def main() -> None:
             f"  {figures['pods']:>6} pods: retained {figures['retained']:.1f} MB,"
             f" peak while listing {figures['peak']:.1f} MB, RSS delta {figures['rss']:.0f} MB,"
             f" synced in {figures['sync']:.1f} s"
+        )
+    print("building the answer in the hub (snapshot_json, in this process):")
+    for figures in (memory, big_memory):
+        unchanged, rebuilt = figures["unchanged"], figures["rebuilt"]
+        print(
+            f"  {figures['pods']:>6} pods: unchanged p50 {ms(percentile(unchanged, 0.5))}"
+            f" p99 {ms(percentile(unchanged, 0.99))};"
+            f" after one pod changed p50 {ms(percentile(rebuilt, 0.5))}"
+            f" p99 {ms(percentile(rebuilt, 0.99))}"
         )
     print()
     print(

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .inventory.model import parse_quantity
-from .placement import GpuKind, ResourceRequest, gpu_kinds, node_unfit_reason, why_nothing_fits
+from .placement import GpuKind, ResourceRequest, fit_checker, gpu_kinds, why_nothing_fits
 from .policy_document import CUSTOM_PROFILE, PolicyRule
 from .units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
 from .validation import SpawnLimits, ValidationContext
@@ -134,14 +134,13 @@ def build_form_view(
     request = chosen.request(rule)
     ratio = limits.guarantee_ratio
 
-    def unfit(node: Mapping, req: ResourceRequest) -> str | None:
-        return node_unfit_reason(
-            node, req, ratio=ratio, tolerations=context.tolerations(req.wants_gpu)
-        )
+    def checker(req: ResourceRequest):
+        return fit_checker(req, ratio=ratio, tolerations=context.tolerations(req.wants_gpu))
 
+    unfit = checker(request)
+    reasons = [unfit(node) for node in nodes]
     node_rows = []
-    for node in nodes:
-        reason = unfit(node, request)
+    for node, reason in zip(nodes, reasons, strict=True):
         node_rows.append(
             {
                 "name": node["name"],
@@ -157,7 +156,7 @@ def build_form_view(
         )
     selected_node = next((n for n in nodes if n["name"] == chosen.node), None)
     candidates = [selected_node] if selected_node else nodes
-    any_fits = any(unfit(n, request) is None for n in nodes)
+    any_fits = any(reason is None for reason in reasons)
     nothing_fits = (
         ""
         if any_fits
@@ -168,8 +167,8 @@ def build_form_view(
 
     presets = []
     for preset in rule.presets:
-        preset_request = _preset_request(preset)
-        fits = any(unfit(n, preset_request) is None for n in candidates)
+        preset_unfit = checker(_preset_request(preset))
+        fits = any(preset_unfit(n) is None for n in candidates)
         presets.append(
             {
                 "slug": preset.slug,

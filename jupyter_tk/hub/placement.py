@@ -21,6 +21,7 @@ from .units import format_bytes, format_cores, format_gpu_kind
 __all__ = [
     "GpuKind",
     "ResourceRequest",
+    "fit_checker",
     "gpu_kinds",
     "node_unfit_reason",
     "nodes_that_fit",
@@ -93,28 +94,43 @@ def node_unfit_reason(
     tolerations: Sequence[Mapping] = (),
 ) -> str | None:
     """None when ``node`` can take ``request`` now, else a short reason ("only 2 CPU free")."""
-    if not node.get("ready"):
-        return "not ready"
-    if not node.get("schedulable", True):
-        return "cordoned"
-    for taint in node.get("taints") or ():
-        if taint.get("effect") in _BLOCKING_EFFECTS and not taint_is_tolerated(taint, tolerations):
-            return f"tainted {_taint_text(taint)}"
+    return fit_checker(request, ratio=ratio, tolerations=tolerations)(node)
+
+
+def fit_checker(
+    request: ResourceRequest, *, ratio: float = 1.0, tolerations: Sequence[Mapping] = ()
+) -> Callable[[Mapping], str | None]:
+    """``node_unfit_reason`` for one request, prepared once for checking many nodes."""
     cpu, memory = scheduling_amounts(request, ratio)
-    free = node.get("free") or {}
-    free_cpu = float(free.get("cpu", 0))
-    if cpu > free_cpu + 1e-9:
-        return f"only {format_cores(max(free_cpu, 0))} CPU free"
-    free_memory = int(free.get("memory", 0))
-    if memory > free_memory:
-        return f"only {format_bytes(max(free_memory, 0))} memory free"
-    if request.wants_gpu:
-        gpu = _gpu_entry(node, request.gpu_resource or "")
-        if gpu is None:
-            return f"no {request.gpu_resource}"
-        if gpu.get("free", 0) < request.gpu_count:
-            return f"only {gpu.get('free', 0)} of {gpu.get('count', 0)} {request.gpu_resource} free"
-    return None
+    resource = request.gpu_resource or ""
+    wants_gpu = request.wants_gpu
+
+    def reason(node: Mapping) -> str | None:
+        if not node.get("ready"):
+            return "not ready"
+        if not node.get("schedulable", True):
+            return "cordoned"
+        for taint in node.get("taints") or ():
+            if taint.get("effect") in _BLOCKING_EFFECTS and not taint_is_tolerated(
+                taint, tolerations
+            ):
+                return f"tainted {_taint_text(taint)}"
+        free = node.get("free") or {}
+        free_cpu = float(free.get("cpu", 0))
+        if cpu > free_cpu + 1e-9:
+            return f"only {format_cores(max(free_cpu, 0))} CPU free"
+        free_memory = int(free.get("memory", 0))
+        if memory > free_memory:
+            return f"only {format_bytes(max(free_memory, 0))} memory free"
+        if wants_gpu:
+            gpu = _gpu_entry(node, resource)
+            if gpu is None:
+                return f"no {resource}"
+            if gpu.get("free", 0) < request.gpu_count:
+                return f"only {gpu.get('free', 0)} of {gpu.get('count', 0)} {resource} free"
+        return None
+
+    return reason
 
 
 def nodes_that_fit(

@@ -139,17 +139,21 @@ class TkKubeSpawner(TkSpawnerMixin, KubeSpawner):
         start = asyncio.ensure_future(super()._start())
         watch = UnschedulableWatch(self.unschedulable_timeout)
         ref_key = f"{self.namespace}/{self.pod_name}"
-        while True:
-            done, _ = await asyncio.wait([start], timeout=1.0)
-            if done:
-                return start.result()
-            reflector = self.pod_reflector
-            pod = reflector.pods.get(ref_key) if reflector is not None else None
-            message = watch.check(pod, self.events)
-            if message is not None:
+        try:
+            while True:
+                done, _ = await asyncio.wait([start], timeout=1.0)
+                if done:
+                    return start.result()
+                reflector = self.pod_reflector
+                pod = reflector.pods.get(ref_key) if reflector is not None else None
+                message = watch.check(pod, self.events)
+                if message is not None:
+                    # JupyterHub stops (deletes) the pod after a failed start.
+                    raise ServerUnschedulable(message)
+        finally:
+            # Given up here, or cancelled by JupyterHub's start_timeout: stop KubeSpawner too.
+            if not start.done():
                 start.cancel()
-                # JupyterHub stops (deletes) the pod after a failed start.
-                raise ServerUnschedulable(message)
 
 
 def _pin_to_node(terms: list[dict], node: str | None) -> list[dict]:

@@ -9,15 +9,25 @@ server starts (the REST API and saved options skip the form), then hands a
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import url_path_join
+from tornado.web import HTTPError
 from traitlets import Float, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .catalog import CatalogError, ImageCatalog
-from .form import FORM_TEMPLATE, UNAVAILABLE_TEMPLATE, FormAssets, render_template
+from .form import (
+    FORM_FIELDS,
+    FORM_TEMPLATE,
+    UNAVAILABLE_TEMPLATE,
+    FormAssets,
+    parse_form,
+    render_template,
+    submitted_choice,
+)
 from .form_view import build_form_view
 from .inventory import Inventory, get_inventory
 from .inventory.model import parse_quantity
@@ -28,16 +38,24 @@ from .validation import (
     SpawnNotAllowed,
     ValidatedOptions,
     ValidationContext,
-    parse_form,
-    submitted_choice,
     validate_user_options,
 )
 
-__all__ = ["TkSpawnerMixin"]
+__all__ = ["ShowTheForm", "TkSpawnerMixin"]
+
+
+class ShowTheForm(HTTPError):
+    """Not an error: tells JupyterHub's spawn page to show the form (status 200, no message)."""
+
+    def __init__(self) -> None:
+        super().__init__(200)
+        self.jupyterhub_message = ""
+
 
 # Policy and catalog are per hub process, like the inventory: one file watch, one cache.
 _shared: dict[type, Any] = {}
 _assets = FormAssets()
+_waited_for: weakref.WeakSet[Inventory] = weakref.WeakSet()
 
 
 def _shared_instance(cls: type, spawner: Spawner) -> Any:
@@ -189,7 +207,11 @@ class TkSpawnerMixin(LoggingConfigurable):
                 f"Servers cannot be started right now: {e}.", status_code=503
             ) from None
         inventory = self.tk_inventory
-        await inventory.wait_synced(timeout=self.inventory_wait_seconds)
+        if inventory not in _waited_for:
+            # Only the first view after hub start waits; while the cluster is unreachable later
+            # views render at once from the last (stale) snapshot.
+            _waited_for.add(inventory)
+            await inventory.wait_synced(timeout=self.inventory_wait_seconds)
         return ValidationContext(
             rule=rule,
             catalog=catalog,
@@ -238,6 +260,17 @@ class TkSpawnerMixin(LoggingConfigurable):
         )
         view.update(style=_assets.style, script=_assets.script)
         return render_template(FORM_TEMPLATE, view, self.form_template_paths)
+
+    async def options_from_query(self, query_data: dict) -> dict:
+        """A deep link (``/hub/spawn?image=...``): parsed and validated like the form.
+
+        A query with none of the form's fields (``?_xsrf=...`` left in the address bar after a
+        refused submission) shows the form instead of starting a default server.
+        """
+        known = {key: value for key, value in query_data.items() if key in FORM_FIELDS}
+        if not known:
+            raise ShowTheForm()
+        return await self.tk_options_from_form(known)
 
     async def tk_options_from_form(self, form_data: dict) -> dict:
         """Form data or deep-link query -> canonical ``user_options``; InvalidOptions if bad.

@@ -1,13 +1,10 @@
 """Turning what a user sent into a server request we are willing to start, or a clear 400.
 
-Two steps, both free of side effects:
-
-- :func:`parse_form` reads form data (dict of lists of strings: a POSTed form or the query of a
-  `/hub/spawn?image=…` deep link) into ``user_options`` of the contract shape;
-- :func:`validate_user_options` checks ``user_options`` from any path (form, deep link, REST
-  ``POST /hub/api/users/{name}/server``, or the options saved from the last spawn) against the
-  user's policy rule, the image catalog and the live inventory snapshot, and returns a
-  :class:`ValidatedOptions`.
+:func:`validate_user_options` (free of side effects) checks ``user_options`` from any path
+(form, deep link, REST ``POST /hub/api/users/{name}/server``, or the options saved from the
+last spawn) against the user's policy rule, the image catalog and the live inventory snapshot,
+and returns a :class:`ValidatedOptions`. Form data becomes ``user_options`` first, in
+:func:`.form.parse_form`.
 
 Every refusal is an :class:`InvalidOptions` (a ``tornado.web.HTTPError`` 400) carrying one
 sentence the hub shows above the re-rendered form; nothing else escapes, whatever the input.
@@ -25,38 +22,23 @@ from tornado.web import HTTPError
 
 from .image_reference import parse_image_reference
 from .inventory.model import parse_quantity
-from .placement import ResourceRequest, node_unfit_reason, why_nothing_fits
+from .placement import ResourceRequest, fit_checker, node_unfit_reason, why_nothing_fits
 from .policy_document import CUSTOM_PROFILE, PolicyRule
 from .units import format_bytes, format_cores, format_memory_quantity
 
 __all__ = [
     "CUSTOM_PROFILE",
-    "FORM_FIELDS",
     "USER_OPTION_KEYS",
     "InvalidOptions",
     "SpawnLimits",
     "SpawnNotAllowed",
     "ValidatedOptions",
     "ValidationContext",
-    "parse_form",
-    "submitted_choice",
     "validate_user_options",
 ]
 
-FORM_FIELDS = (
-    "profile",
-    "image",
-    "custom_image",
-    "node",
-    "cpu",
-    "memory",
-    "gpu_resource",
-    "gpu_count",
-)
 USER_OPTION_KEYS = frozenset({"profile", "image", "node", "cpu", "memory", "gpu"})
 
-# Longer inputs are never legitimate (an image reference is at most ~1 KiB, names far less).
-_MAX_FIELD_LENGTH = 1024
 _SHOWN_LENGTH = 60
 _COUNT_RE = re.compile(r"[0-9]{1,6}", re.ASCII)
 _CPU_STEP = Decimal("0.001")
@@ -87,86 +69,6 @@ class SpawnNotAllowed(InvalidOptions):
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 3] + "..."
-
-
-# -- form data -> user_options ------------------------------------------------------------------
-
-
-def _single(form_data: Mapping[str, Any], name: str) -> str | None:
-    values = form_data.get(name)
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    if not isinstance(values, list | tuple) or len(values) != 1 or not isinstance(values[0], str):
-        raise InvalidOptions(f"The field {name!r} must be sent exactly once.")
-    value = values[0].strip()
-    if len(value) > _MAX_FIELD_LENGTH:
-        raise InvalidOptions(f"The field {name!r} is longer than {_MAX_FIELD_LENGTH} characters.")
-    return value
-
-
-def parse_form(form_data: Mapping[str, Any]) -> dict:
-    """Form data (``{"cpu": ["2"], ...}``) -> ``user_options`` of the contract shape.
-
-    Only keys that were sent appear, so a deep link with just ``image`` leaves the rest to
-    the defaults. Numbers stay strings here: :func:`validate_user_options` parses them the same
-    way for every path. Raises InvalidOptions for a field sent twice or absurdly long.
-    """
-    if not isinstance(form_data, Mapping):
-        raise InvalidOptions("The form data could not be read.")
-    fields = {name: _single(form_data, name) for name in FORM_FIELDS}
-    options: dict[str, Any] = {}
-    resource_fields = ("cpu", "memory", "gpu_resource", "gpu_count")
-    if fields["profile"] is not None:
-        options["profile"] = fields["profile"]
-    elif any(fields[name] is not None for name in resource_fields):
-        # A deep link such as ?cpu=4&memory=8Gi asks for a free choice.
-        options["profile"] = CUSTOM_PROFILE
-    if fields["image"]:
-        options["image"] = fields["image"]
-    elif fields["custom_image"]:
-        options["image"] = fields["custom_image"]
-    elif fields["image"] is not None:
-        # The "custom image" choice with its text field left empty.
-        raise InvalidOptions("Type the custom image to use, or pick one from the list.")
-    if fields["node"] is not None:
-        options["node"] = fields["node"] or None
-    if (options.get("profile") or CUSTOM_PROFILE) == CUSTOM_PROFILE:
-        # With a preset the resource fields are ignored (the preset says what is requested).
-        if fields["cpu"]:
-            options["cpu"] = fields["cpu"]
-        if fields["memory"]:
-            options["memory"] = fields["memory"]
-        resource, count = fields["gpu_resource"], fields["gpu_count"]
-        if resource is not None or count is not None:
-            if not resource or count in ("", "0"):
-                options["gpu"] = None
-            else:
-                options["gpu"] = {"resource": resource, "count": count or "1"}
-    return options
-
-
-def submitted_choice(form_data: Any) -> dict:
-    """What a refused form asked for, read leniently (first values, nothing checked), to
-    show the form again as the user left it."""
-    if not isinstance(form_data, Mapping):
-        return {}
-
-    def first(name: str) -> str:
-        values = form_data.get(name)
-        if isinstance(values, list | tuple) and values and isinstance(values[0], str):
-            return values[0][:_MAX_FIELD_LENGTH]
-        return ""
-
-    return {
-        "profile": first("profile"),
-        "image": first("image") or first("custom_image"),
-        "node": first("node"),
-        "cpu": first("cpu"),
-        "memory": first("memory"),
-        "gpu": {"resource": first("gpu_resource"), "count": first("gpu_count")},
-    }
 
 
 # -- user_options -> ValidatedOptions ----------------------------------------------------------
@@ -422,13 +324,17 @@ def _no_image_message(catalog: Any) -> str:
 
 def _node(value: Any, request: ResourceRequest, context: ValidationContext) -> str | None:
     nodes = context.usable_nodes()
+    if not context.snapshot.get("nodes") and context.snapshot.get("stale", True):
+        raise InvalidOptions(
+            "The cluster's free resources are not known yet (its API has not answered); "
+            "try again in a few seconds.",
+            status_code=503,
+        )
     ratio = context.limits.guarantee_ratio
     tolerations = context.tolerations(request.wants_gpu)
     if value is None or value == "":
-        if not any(
-            node_unfit_reason(n, request, ratio=ratio, tolerations=tolerations) is None
-            for n in nodes
-        ):
+        unfit = fit_checker(request, ratio=ratio, tolerations=tolerations)
+        if not any(unfit(n) is None for n in nodes):
             detail = why_nothing_fits(nodes, request, ratio=ratio, tolerations=tolerations)
             raise InvalidOptions(
                 f"No node has room for {_describe(request)} right now ({detail}). "

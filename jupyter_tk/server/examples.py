@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .examples_fs import (
@@ -121,6 +121,16 @@ class ExamplesSync(LoggingConfigurable):
         min=1,
         config=True,
         help="""Threads that copy and hash files in parallel during a sync. Example: 8.""",
+    )
+    flush = Enum(
+        ["batch", "file"],
+        "batch",
+        config=True,
+        help="""How copies are made durable before they get their names. "batch": one syncfs
+        of the destination filesystem per batch of files (fastest when the volume is the
+        user's own; falls back to "file" where syncfs does not exist). "file": an fsync per
+        file (better when many users share one busy filesystem, since syncfs also waits for
+        their writes). Example: "file".""",
     )
     lock_timeout = Float(
         120.0,
@@ -343,6 +353,7 @@ class ExamplesSync(LoggingConfigurable):
                         e.dest.stat.st_size for e in result.entries.values() if e.dest.stat
                     ),
                     on_placed=self._count_copied,
+                    batch_flush=self.flush == "batch",
                 )
                 outcomes.extend(writer.run(jobs))
                 for outcome in outcomes:

@@ -76,6 +76,7 @@ def open_subdir(parent_fd: int, name: str, *, create: bool = False, shown_as: st
     it exists but is not a real folder.
     """
     shown = shown_as or name
+    _one_component(name, shown)
     for _attempt in range(2):
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
@@ -84,8 +85,8 @@ def open_subdir(parent_fd: int, name: str, *, create: bool = False, shown_as: st
                 raise
             with contextlib.suppress(FileExistsError):
                 os.mkdir(name, 0o777, dir_fd=parent_fd)
-        except (NotADirectoryError, OSError) as error:
-            if isinstance(error, NotADirectoryError) or error.errno == errno.ELOOP:
+        except OSError as error:
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
                 mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
                 raise UnsafePathError(
                     f"{shown} is {describe_kind(mode)}, not a folder; refusing to use it"
@@ -93,6 +94,12 @@ def open_subdir(parent_fd: int, name: str, *, create: bool = False, shown_as: st
             raise
     # A concurrent remove right after our mkdir: report it rather than loop.
     raise FileNotFoundError(errno.ENOENT, "folder vanished while being created", shown)
+
+
+def _one_component(name: str, shown: str) -> None:
+    """Defence in depth: callers pass listed names, but never let one climb or descend."""
+    if name in ("", ".", "..") or "/" in name or "\x00" in name:
+        raise UnsafePathError(f"{shown!r} is not a single file or folder name")
 
 
 def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
@@ -104,6 +111,7 @@ def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
 
 def open_regular(dir_fd: int, name: str, shown_as: str) -> tuple[int, os.stat_result]:
     """Open a regular file for reading without following a symlink; return (fd, fstat)."""
+    _one_component(name, shown_as)
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError as error:

@@ -118,6 +118,7 @@ class BatchWriter:
         threads: int,
         used_bytes: int,
         on_placed: Callable[[], None],
+        batch_flush: bool = True,
     ):
         self.source_fd = source_fd
         self.dest_fd = dest_fd
@@ -126,7 +127,8 @@ class BatchWriter:
         self.threads = max(1, threads)
         self.used_bytes = used_bytes
         self.on_placed = on_placed
-        self.durable_batches = can_sync_filesystem()
+        # One syncfs per batch where the system has it; else (or if asked) an fsync per file.
+        self.durable_batches = batch_flush and can_sync_filesystem()
 
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Copy batch after batch; batch N is flushed to disk while batch N+1 is copied."""

@@ -142,6 +142,24 @@ describe('sparklinePaths', () => {
     expect(paths.line).toBe('M10,0L20,10M40,8L50,8');
   });
 
+  it('breaks the line where the gap is longer than maxGap, and dots lone points', () => {
+    const points = [
+      { t: 1, v: 10 },
+      { t: 2, v: 10 },
+      { t: 6, v: 10 },
+      { t: 7, v: 10 }
+    ];
+    expect(sparklinePaths(points, { ...box, maxGap: 5 }).line).toBe(
+      'M10,9L20,9L60,9L70,9'
+    );
+    const paths = sparklinePaths(points, { ...box, maxGap: 1.5 });
+    expect(paths.line).toBe('M10,9L20,9M60,9L70,9');
+    expect(sparklinePaths([{ t: 5, v: 50 }], box)).toEqual({
+      line: 'M50,5L50,5',
+      area: ''
+    });
+  });
+
   it('breaks the line over a long gap in sampling', () => {
     const paths = sparklinePaths(
       [
@@ -152,7 +170,7 @@ describe('sparklinePaths', () => {
       ],
       box
     );
-    expect(paths.line).toBe('M10,9L20,9L30,9M90,9');
+    expect(paths.line).toBe('M10,9L20,9L30,9M90,9L90,9');
   });
 
   it('leaves out points outside the window and draws nothing for no data', () => {

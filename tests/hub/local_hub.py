@@ -184,8 +184,13 @@ class HubUser:
 
     def submit_form(self, fields: dict[str, str]) -> requests.Response:
         """POST the spawn form as the browser does; 302 to spawn-pending when accepted."""
-        form = self.get("/hub/spawn")
-        xsrf = self._xsrf_from(form)
+        return self.post_form(self.open_form(), fields)
+
+    def open_form(self) -> str:
+        """GET the spawn form; returns the XSRF token its POST needs."""
+        return self._xsrf_from(self.get("/hub/spawn"))
+
+    def post_form(self, xsrf: str, fields: dict[str, str]) -> requests.Response:
         return self.session.post(
             f"{self.hub.url}/hub/spawn?_xsrf={xsrf}",
             data=fields,

@@ -295,3 +295,13 @@ def test_a_user_no_rule_matches_gets_a_clear_page_not_a_500(hub, sim):
         assert_no_pods(sim)
     finally:
         hub.write_policy(POLICY)
+
+
+def test_a_query_without_form_fields_shows_the_form_and_starts_nothing(alice, sim):
+    # e.g. the address left in the bar after a refused submission
+    response = alice.get("/hub/spawn?_xsrf=whatever", allow_redirects=False)
+    assert response.status_code == 200
+    assert 'name="profile"' in html(response)
+    assert "alert alert-danger" not in html(response)
+    assert_no_pods(sim)
+    assert alice.server() is None

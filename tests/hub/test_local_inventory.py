@@ -8,6 +8,7 @@ import threading
 
 import psutil
 import pytest
+from traitlets import TraitError
 
 from jupyter_tk.hub.inventory.local import AllocationError, LocalAllocation, LocalInventory
 from tests.fakes.nvml import (
@@ -285,3 +286,9 @@ def test_an_allocation_survives_a_round_trip_through_json():
         key="alice/x", cpu=1.5, memory=GIB, cores=(0, 1), gpu_resource=MIG, gpu_uuids=("MIG-1",)
     )
     assert LocalAllocation.from_state(json.loads(json.dumps(allocation.to_state()))) == allocation
+
+
+@pytest.mark.parametrize("value", ["1GB", "-1Gi", "lots"])
+def test_a_bad_reserved_memory_is_refused_when_the_config_loads(value):
+    with pytest.raises(TraitError, match="reserved_memory"):
+        LocalInventory(reserved_memory=value)

@@ -20,6 +20,7 @@ from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
 from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.policy import Policy
 from jupyter_tk.hub.spawner import TkKubeSpawner
+from jupyter_tk.hub.spawner_mixin import ShowTheForm
 from jupyter_tk.hub.unschedulable import ServerUnschedulable, plain_scheduler_message
 from jupyter_tk.hub.validation import InvalidOptions, SpawnNotAllowed
 from tests.fakes.clusters import GPU_TAINT, gfd_labels, make_cluster, make_node, make_pod
@@ -257,6 +258,10 @@ async def test_the_form_and_deep_link_parse_to_canonical_options(make_spawner):
     assert deep["gpu"] == {"resource": GPU, "count": 1}
     with pytest.raises(InvalidOptions, match="not in the image list"):
         await spawner.options_from_query({"image": ["nope"]})
+    # Nothing the form knows (e.g. only ?_xsrf=...): show the form, start nothing.
+    with pytest.raises(ShowTheForm) as info:
+        await spawner.options_from_query({"_xsrf": ["x"]})
+    assert info.value.status_code == 200 and info.value.jupyterhub_message == ""
 
 
 async def test_the_form_renders_live_data_for_the_user(make_spawner):

@@ -8,13 +8,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from jupyter_tk.hub.form import parse_form
 from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.placement import scheduling_amounts
-from jupyter_tk.hub.validation import (
-    InvalidOptions,
-    parse_form,
-    validate_user_options,
-)
+from jupyter_tk.hub.validation import InvalidOptions, validate_user_options
 from tests.hub.spawn_fixtures import GIB, GPU, MIG, context, lab_snapshot, node
 
 
@@ -344,3 +341,9 @@ def test_any_rest_user_options_are_accepted_within_policy_or_refused_cleanly(
         return
     event("accepted")
     check_within_policy_and_free(validated, ctx)
+
+
+def test_an_inventory_that_never_synced_asks_to_try_again():
+    error = refuse({}, snapshot={"nodes": [], "stale": True, "age_seconds": 0.0})
+    assert error.status_code == 503
+    assert "not known yet" in str(error)

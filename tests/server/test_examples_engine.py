@@ -227,6 +227,19 @@ def test_each_operation_on_each_status(tmp_path, source, case, operation):
     assert temp_files_under(tmp_path / "home") == []
 
 
+def test_fsync_per_file_mode_copies_updates_and_resets(tmp_path, source):
+    sync = make_sync(tmp_path, flush="file")
+    assert {r["action"] for r in sync.copy_all()["results"]} == {"copied"}
+    _change_source(tmp_path)
+    _edit_copy(tmp_path, b"mine, edited")
+    (source / "ml-gpu" / "train.ipynb").write_bytes(b"gpu v2")
+    assert results_by_id(sync.copy_all())["ml-gpu/train.ipynb"]["action"] == "updated"
+    assert results_by_id(sync.reset([ID]))[ID]["action"] == "updated"
+    assert copy_path(tmp_path, ID).read_bytes() == V2
+    assert set(statuses(sync).values()) == {"unchanged"}
+    assert temp_files_under(tmp_path / "home") == []
+
+
 def test_skip_messages_explain_what_to_do(tmp_path, source):
     sync = _arrange(tmp_path, "modified")
     result = results_by_id(sync.copy_all())[ID]

@@ -25,7 +25,13 @@ from jupyter_tk.server.examples import (
     ExamplesRequestError,
     ExamplesUnavailableError,
 )
-from jupyter_tk.server.examples_fs import move_aside, open_root
+from jupyter_tk.server.examples_fs import (
+    UnsafePathError,
+    move_aside,
+    open_regular,
+    open_root,
+    open_subdir,
+)
 
 from .test_examples_engine import (
     IMAGE,
@@ -158,6 +164,19 @@ def test_unicode_normalization_does_not_alias_ids(tmp_path, source):
     assert not (tmp_path / "home").exists()
     assert results_by_id(sync.copy([composed]))[composed]["action"] == "copied"
     assert copy_path(tmp_path, composed).read_bytes() == b"cafe"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../outside", "a\x00b"])
+def test_the_filesystem_layer_opens_single_names_only(tmp_path, name):
+    fd = open_root(str(tmp_path))
+    try:
+        with pytest.raises(UnsafePathError, match="not a single file or folder name"):
+            open_subdir(fd, name, create=True)
+        with pytest.raises(UnsafePathError, match="not a single file or folder name"):
+            open_regular(fd, name, name)
+    finally:
+        os.close(fd)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- symlinks in the destination are refused ---------------------------------------------------

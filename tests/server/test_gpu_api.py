@@ -15,8 +15,14 @@ import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
-from tests.fakes.nvml import GIB, FakeNvml, fake_gpu, fake_mig_gpu, fake_uuid
-from tests.fakes.nvml import load_fake_nvml_in_process as _load_fake_nvml
+from tests.fakes.nvml import (
+    GIB,
+    FakeNvml,
+    fake_gpu,
+    fake_mig_gpu,
+    fake_uuid,
+    load_fake_nvml_in_process,
+)
 
 CONTRACT_KEYS = {"available", "reason", "driver_version", "cuda_driver_version", "timestamp"}
 DEVICE_KEYS = {
@@ -56,7 +62,7 @@ def jp_asyncio_loop(_function_scoped_runner):
 
 @pytest.fixture
 def fake_nvml(tmp_path, monkeypatch):
-    _load_fake_nvml()
+    load_fake_nvml_in_process()
     nvml = FakeNvml(tmp_path / "nvml")
     nvml.set([fake_gpu(0), fake_mig_gpu(1, instances=2)])
     monkeypatch.setenv("FAKE_NVML_CONFIG", str(nvml.config_path))

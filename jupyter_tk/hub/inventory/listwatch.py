@@ -121,6 +121,7 @@ class ListWatch:
                 delay = min(delay * 2, self.timing.backoff_max)
 
     async def _relist(self) -> str:
+        started = time.monotonic()
         items: dict[str, Any] = {}
         continue_token = ""
         while True:
@@ -140,7 +141,9 @@ class ListWatch:
         self._replace(items)
         self.list_count += 1
         self.last_contact = time.time()
-        self.log.debug("%s: listed %d", self.kind, len(items))
+        self.log.info(
+            "Inventory listed %d %s in %.1fs", len(items), self.kind, time.monotonic() - started
+        )
         return metadata.get("resourceVersion") or "0"
 
     async def _request_json(self, **params: Any) -> dict:

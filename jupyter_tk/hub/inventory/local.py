@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from ..cgroups import MemoryCgroups
 from . import Inventory
@@ -83,6 +83,17 @@ class LocalInventory(Inventory):
         Offered memory is the machine's total minus this. Example: "2Gi"
         """,
     )
+
+    @validate("reserved_memory")
+    def _check_reserved_memory(self, proposal) -> str:
+        # Refused when the config loads, not on the first page view.
+        try:
+            amount = parse_quantity(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"LocalInventory.reserved_memory: {e}") from None
+        if amount < 0:
+            raise TraitError("LocalInventory.reserved_memory must not be negative")
+        return proposal.value
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

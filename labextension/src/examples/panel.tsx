@@ -117,9 +117,9 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
     () => (listing ? buildExampleTree(listing.items, listing.categories) : []),
     [listing]
   );
-  const open_ = expanded ?? new Set(roots.map(root => root.key));
+  const expandedKeys = expanded ?? new Set(roots.map(root => root.key));
   const toggle = (key: string) => {
-    const next = new Set(open_);
+    const next = new Set(expandedKeys);
     if (next.has(key)) {
       next.delete(key);
     } else {
@@ -307,7 +307,7 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
           ) : (
             <ExamplesTree
               roots={roots}
-              expanded={open_}
+              expanded={expandedKeys}
               onToggle={toggle}
               onAction={(action, item) => void onAction(action, item)}
               busy={busy}

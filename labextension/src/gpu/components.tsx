@@ -70,6 +70,8 @@ export interface ISparklineProps {
   end: number;
   /** The longest span shown, in seconds. */
   window: number;
+  /** Longest gap between samples that is still drawn as a line, in seconds. */
+  maxGap: number;
   trans: ITranslate;
 }
 
@@ -82,7 +84,8 @@ export function Sparkline(props: ISparklineProps): JSX.Element {
     width: SPARK_WIDTH,
     height: SPARK_HEIGHT,
     window,
-    end
+    end,
+    maxGap: props.maxGap
   });
   const span =
     window < 120
@@ -194,6 +197,7 @@ export interface IGpuCardProps {
   samples: ISample[];
   end: number;
   window: number;
+  maxGap: number;
   kernelLabel: (kernelId: string) => string;
   trans: ITranslate;
 }
@@ -244,6 +248,7 @@ export function GpuCard(props: IGpuCardProps): JSX.Element {
             device={device}
             end={props.end}
             window={props.window}
+            maxGap={props.maxGap}
             trans={trans}
           />
           <Facts device={device} trans={trans} />

@@ -158,6 +158,11 @@ export interface ISparklineOptions {
   end: number;
   /** Value at the top edge (100 for percent). */
   max?: number;
+  /**
+   * Longest time between two samples that still joins them, in seconds; longer gaps
+   * (sampling paused, polls failed) break the line. Default: 3 x the median spacing.
+   */
+  maxGap?: number;
 }
 
 /** SVG paths of a sparkline: the line, and the area under it. */
@@ -168,8 +173,9 @@ export interface ISparklinePaths {
 
 /**
  * SVG path data for a time series: x by time within the window, y from 0 (bottom) to
- * `max` (top). A `null` value, or a gap longer than three times the median spacing,
- * breaks the line so missing data never looks like a ramp.
+ * `max` (top). A `null` value, or a gap longer than `maxGap`, breaks the line so missing
+ * data never looks like a ramp. A lone point becomes a zero-length segment, which a
+ * round line cap draws as a dot.
  */
 export function sparklinePaths(
   points: { t: number; v: number | null }[],
@@ -179,7 +185,7 @@ export function sparklinePaths(
   const max = options.max ?? 100;
   const start = end - window;
   const visible = points.filter(p => p.t >= start && p.t <= end);
-  const gapLimit = 3 * medianSpacing(visible);
+  const gapLimit = options.maxGap ?? 3 * medianSpacing(visible);
 
   const segments: [number, number][][] = [];
   let current: [number, number][] = [];
@@ -206,10 +212,13 @@ export function sparklinePaths(
   const fmt = (n: number) => String(Math.round(n * 10) / 10);
   const line = segments
     .map(seg =>
-      seg.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${fmt(x)},${fmt(y)}`).join('')
+      seg.length === 1
+        ? `M${fmt(seg[0][0])},${fmt(seg[0][1])}L${fmt(seg[0][0])},${fmt(seg[0][1])}`
+        : seg.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${fmt(x)},${fmt(y)}`).join('')
     )
     .join('');
   const area = segments
+    .filter(seg => seg.length > 1)
     .map(seg => {
       const first = seg[0];
       const last = seg[seg.length - 1];

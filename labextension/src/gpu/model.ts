@@ -50,6 +50,14 @@ export class GpuModel implements IDisposable {
     return this._error;
   }
 
+  /**
+   * Seconds between two points of a sparkline when nothing is wrong: the slower of the
+   * server's sampling (history) and this page's polling. Longer gaps mean missing data.
+   */
+  get sampleSpacing(): number {
+    return Math.max(this._interval, this._serverInterval);
+  }
+
   /** Refresh interval in seconds. */
   get interval(): number {
     return this._interval;
@@ -98,6 +106,7 @@ export class GpuModel implements IDisposable {
     if (!this._historyLoad) {
       this._historyLoad = fetchGpuHistory().then(
         history => {
+          this._serverInterval = history.interval;
           this.histories.seed(history);
           this._changed.emit();
         },
@@ -150,6 +159,7 @@ export class GpuModel implements IDisposable {
   private _historyLoad: Promise<void> | null = null;
   private _interval: number;
   private _poll: Poll;
+  private _serverInterval = 0;
   private _snapshot: IGpuSnapshot | null = null;
 }
 

@@ -120,6 +120,8 @@ export class GpuPanel extends ReactWidget {
     const common = {
       end: snapshot.timestamp,
       window: HISTORY_WINDOW_SECONDS,
+      // Polls may be a little late; three missed samples in a row is missing data.
+      maxGap: 3 * this._model.sampleSpacing,
       kernelLabel: (kernelId: string) => this._kernelLabel(kernelId),
       trans
     };
