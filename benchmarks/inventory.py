@@ -309,12 +309,12 @@ def main() -> None:
 
     def spread(label: str, times: list[float], note: str = "") -> None:
         figures = f"p50 {ms(percentile(times, 0.5)):>9}  p99 {ms(percentile(times, 0.99)):>9}"
-        print(f"  {label:30}{figures}  {note}".rstrip())
+        print(f"  {label:34}{figures}  {note}".rstrip())
 
     spread(f"full answer ({size_kb:.0f} KiB)", full)
     spread("304 (If-None-Match)", not_modified)
     spread("full, hub without the proxy", direct)
-    spread("(JupyterHub's GET /hub/api/user)", hub_user, "(for scale: auth + proxy floor)")
+    spread("JupyterHub's own GET /hub/api/user", hub_user, "(for scale: auth + proxy floor)")
     spread("full, while pods change", churned, f"({churn.changes} changes, {args.churn_rate:g}/s)")
     spread("event -> visible", visible, f"(max {ms(max(visible))}, {len(visible)} pods added)")
     print(

@@ -19,6 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_path
+
 import jupyter_tk
 
 START_TIMEOUT_SECONDS = 90
@@ -34,13 +36,29 @@ def free_port() -> int:
 
 
 def require_built_labextension() -> None:
-    """Fail with the fix when the prebuilt extension is missing (a clean clone before the build)."""
+    """Fail with the fix when the prebuilt extension is missing or JupyterLab would load an older
+    copy of it (an editable install copies the build into share/; a rebuild does not update it)."""
     built = Path(jupyter_tk.__file__).parent / "labextension" / "package.json"
     if not built.exists():
         raise RuntimeError(
             f"{built} is missing: build the JupyterLab extension first (`npm run build:lab` at the"
             " repository root, or `bash .ci/setup`)"
         )
+    for folder in jupyter_path("labextensions"):
+        installed = Path(folder) / "jupyter-tk" / "package.json"
+        if installed.exists():  # JupyterLab loads the first one on its path
+            entry = json.loads(installed.read_text())["jupyterlab"]["_build"]["load"]
+            if entry != json.loads(built.read_text())["jupyterlab"]["_build"]["load"]:
+                raise RuntimeError(
+                    f"JupyterLab would load an older build of jupyter-tk from {installed.parent}:"
+                    " run `jupyter labextension develop --overwrite .` (links the build) or"
+                    " `pip install -e .` again"
+                )
+            return
+    raise RuntimeError(
+        "jupyter-tk is not installed as a JupyterLab extension: run `pip install -e .` or"
+        " `jupyter labextension develop --overwrite .`"
+    )
 
 
 class LabServer:

@@ -1,6 +1,7 @@
 """GET /hub/api/tk/resources on a real JupyterHub started from kubernetes_config.py.
 
-The hub runs as a process with KUBECONFIG pointing at the simulated API (another process).
+The hub runs as a process with KUBECONFIG pointing at the simulated API (another process),
+through the shared harness of `tests/hub/kube_hub.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import pytest
 import requests
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kubernetes_hub import KubernetesHub, SimulatedClusterProcess
+from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.hub.spawn_fixtures import CATALOG_ITEMS
 
 RESOURCES = "tk/resources"
 
@@ -28,18 +30,24 @@ def wait_for(check, timeout: float, interval: float = 0.02):
         time.sleep(interval)
 
 
+def api_url(hub: KubeHub, path: str = RESOURCES) -> str:
+    return f"{hub.url}/hub/api/{path}"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    process = SimulatedClusterProcess(tmp_path_factory.mktemp("cluster"), cluster="small").start()
+    process = SimulatedApiProcess(tmp_path_factory.mktemp("cluster"), cluster="small").start()
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, cluster):
-    server = KubernetesHub(
+    catalog = CatalogServer(CATALOG_ITEMS)
+    server = KubeHub(
         tmp_path_factory.mktemp("hub"),
-        kubeconfig=cluster.kubeconfig,
+        cluster,
+        catalog=catalog.url,
         extra_config=(
             "c.KubernetesInventory.stale_after_seconds = 1.0\n"
             "c.KubernetesInventory.backoff_max_seconds = 1.0\n"
@@ -47,21 +55,25 @@ def hub(tmp_path_factory, cluster):
     ).start()
     yield server
     server.stop()
+    catalog.stop()
 
 
 @pytest.fixture(scope="module")
 def alice(hub):
-    return hub.login("alice")
+    """A logged-in browser-like session that sends the XSRF token, as the form's script does."""
+    user = hub.login("alice")
+    user.session.headers["X-XSRFToken"] = user.xsrf
+    return user.session
 
 
 def synced(session, hub):
-    response = session.get(hub.api_url(RESOURCES), timeout=10)
+    response = session.get(api_url(hub), timeout=10)
     body = response.json()
     return body if response.status_code == 200 and not body["stale"] else None
 
 
 def free_gpus(session, hub, node="gpu-1"):
-    body = session.get(hub.api_url(RESOURCES), timeout=10).json()
+    body = session.get(api_url(hub), timeout=10).json()
     return next(n for n in body["nodes"] if n["name"] == node)["free"].get("nvidia.com/gpu")
 
 
@@ -77,20 +89,20 @@ def test_logged_in_user_gets_the_cluster(hub, alice):
 
 def test_headers_etag_and_304(hub, alice):
     wait_for(lambda: synced(alice, hub), timeout=15)
-    first = alice.get(hub.api_url(RESOURCES), timeout=10)
+    first = alice.get(api_url(hub), timeout=10)
     assert first.headers["Cache-Control"] == "no-cache"
     assert first.headers["Content-Type"].startswith("application/json")
     etag = first.headers["ETag"]
-    again = alice.get(hub.api_url(RESOURCES), headers={"If-None-Match": etag}, timeout=10)
+    again = alice.get(api_url(hub), headers={"If-None-Match": etag}, timeout=10)
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["ETag"] == etag
-    other = alice.get(hub.api_url(RESOURCES), headers={"If-None-Match": '"nope"'}, timeout=10)
+    other = alice.get(api_url(hub), headers={"If-None-Match": '"nope"'}, timeout=10)
     assert other.status_code == 200
 
 
 def test_anonymous_is_refused(hub):
-    response = requests.get(hub.api_url(RESOURCES), timeout=10)
+    response = requests.get(api_url(hub), timeout=10)
     assert response.status_code == 403
     assert "nodes" not in response.text
     assert response.json()["status"] == 403
@@ -101,35 +113,32 @@ def test_script_fetch_with_cookie_needs_the_xsrf_token(hub, alice):
     fetch_headers = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
     bare = requests.Session()
     bare.cookies.update(alice.cookies)
-    refused = bare.get(hub.api_url(RESOURCES), headers=fetch_headers, timeout=10)
+    refused = bare.get(api_url(hub), headers=fetch_headers, timeout=10)
     assert refused.status_code == 403
-    accepted = alice.get(hub.api_url(RESOURCES), headers=fetch_headers, timeout=10)
+    accepted = alice.get(api_url(hub), headers=fetch_headers, timeout=10)
     assert accepted.status_code == 200
 
 
 def test_api_token_of_a_user_is_accepted(hub, alice):
-    token = hub.new_token(alice, "alice")
-    response = requests.get(
-        hub.api_url(RESOURCES), headers={"Authorization": f"token {token}"}, timeout=10
-    )
+    made = alice.post(api_url(hub, "users/alice/tokens"), json={"note": "test"}, timeout=10)
+    token = made.json()["token"]
+    response = requests.get(api_url(hub), headers={"Authorization": f"token {token}"}, timeout=10)
     assert response.status_code == 200
     assert response.json()["source"] == "kubernetes"
-    wrong = requests.get(
-        hub.api_url(RESOURCES), headers={"Authorization": "token not-a-token"}, timeout=10
-    )
+    wrong = requests.get(api_url(hub), headers={"Authorization": "token not-a-token"}, timeout=10)
     assert wrong.status_code == 403
 
 
 def test_pod_added_and_deleted_shows_within_one_second(hub, alice, cluster):
     wait_for(lambda: synced(alice, hub), timeout=15)
-    etag = alice.get(hub.api_url(RESOURCES), timeout=10).headers["ETag"]
+    etag = alice.get(api_url(hub), timeout=10).headers["ETag"]
     pod = make_pod("extra", "ml", node="gpu-1", limits={"nvidia.com/gpu": "1"})
     cluster.create_pod(pod)
     wait_for(lambda: free_gpus(alice, hub) == 0, timeout=1.0)
-    changed = alice.get(hub.api_url(RESOURCES), headers={"If-None-Match": etag}, timeout=10)
+    changed = alice.get(api_url(hub), headers={"If-None-Match": etag}, timeout=10)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
-    cluster.delete_pod("ml", "extra")
+    cluster.delete_pod("extra", "ml")
     wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0)
 
 
@@ -139,7 +148,7 @@ def test_api_down_serves_the_last_snapshot_as_stale(hub, alice, cluster):
     cluster.stop()
 
     def stale_body():
-        body = alice.get(hub.api_url(RESOURCES), timeout=10).json()
+        body = alice.get(api_url(hub), timeout=10).json()
         return body if body["stale"] else None
 
     body = wait_for(stale_body, timeout=10)
