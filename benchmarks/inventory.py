@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
 from jupyter_tk.hub.inventory.model import parse_quantity
 from tests.fakes.clusters import make_pod
-from tests.hub.kubernetes_hub import KubernetesHub, SimulatedClusterProcess
+from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.hub.spawn_fixtures import CATALOG_ITEMS
 
 RESOURCES = "tk/resources"
 MB = 1024 * 1024
@@ -62,13 +63,19 @@ def ms(seconds: float) -> str:
 # -- jupyter-tk through a real hub ---------------------------------------------------------------
 
 
-def list_calls(cluster: SimulatedClusterProcess) -> int:
-    return sum(cluster.stats().get("list", {}).values())
+def api_url(hub: KubeHub, path: str = RESOURCES) -> str:
+    return f"{hub.url}/hub/api/{path}"
 
 
-def wait_synced(session: requests.Session, hub: KubernetesHub, nodes: int) -> None:
+def list_calls(cluster: SimulatedApiProcess) -> int:
+    """List calls the simulated API has answered so far (its test-only stats endpoint)."""
+    stats = requests.get(f"{cluster.url}/_sim/stats", timeout=30).json()
+    return sum(stats.get("list", {}).values())
+
+
+def wait_synced(session: requests.Session, hub: KubeHub, nodes: int) -> None:
     while True:
-        body = session.get(hub.api_url(RESOURCES), timeout=60).json()
+        body = session.get(api_url(hub), timeout=60).json()
         if not body["stale"] and len(body["nodes"]) == nodes:
             return
         time.sleep(0.05)
@@ -87,7 +94,7 @@ def time_requests(session, url: str, count: int, headers: dict | None = None) ->
 class PodChurn(threading.Thread):
     """Creates and deletes pods on the simulated API at `rate` changes per second."""
 
-    def __init__(self, cluster: SimulatedClusterProcess, rate: float) -> None:
+    def __init__(self, cluster: SimulatedApiProcess, rate: float) -> None:
         super().__init__(daemon=True)
         self.cluster, self.interval = cluster, 1.0 / rate
         self.stopping = threading.Event()
@@ -101,7 +108,7 @@ class PodChurn(threading.Thread):
             self.cluster.create_pod(pod)
             self.changes += 1
             self.stopping.wait(self.interval / 2)
-            self.cluster.delete_pod("bench", name)
+            self.cluster.delete_pod(name, "bench")
             self.changes += 1
             self.stopping.wait(self.interval / 2)
             index += 1
@@ -109,7 +116,7 @@ class PodChurn(threading.Thread):
 
 def event_to_visible(session, hub, cluster, samples: int) -> list[float]:
     """Seconds from creating a pod on the API to the endpoint showing it."""
-    url = hub.api_url(RESOURCES)
+    url = api_url(hub)
 
     def pods_on(body: dict, name: str) -> int:
         return next(n for n in body["nodes"] if n["name"] == name)["requested"]["pods"]
@@ -130,7 +137,7 @@ def event_to_visible(session, hub, cluster, samples: int) -> list[float]:
                 if pods_on(response.json(), node_name) == before + 1:
                     break
         results.append(time.perf_counter() - start)
-        cluster.delete_pod("bench", f"probe-{index}")
+        cluster.delete_pod(f"probe-{index}", "bench")
     return results
 
 
@@ -173,7 +180,7 @@ async def per_view(kubeconfig: Path, views: int) -> list[float]:
 # -- cache memory --------------------------------------------------------------------------------
 
 
-async def cache_memory(cluster: SimulatedClusterProcess) -> dict[str, float]:
+async def cache_memory(cluster: SimulatedApiProcess) -> dict[str, float]:
     """Memory of a synced KubernetesInventory, and what building its answer costs."""
     kubeconfig = cluster.kubeconfig
     gc.collect()
@@ -210,7 +217,7 @@ async def cache_memory(cluster: SimulatedClusterProcess) -> dict[str, float]:
         start = time.perf_counter()
         inventory.snapshot_json()
         rebuilt.append(time.perf_counter() - start)
-        await asyncio.to_thread(cluster.delete_pod, "bench", f"probe-{index}")
+        await asyncio.to_thread(cluster.delete_pod, f"probe-{index}", "bench")
     await inventory.stop()
     return {
         "pods": pods,
@@ -221,6 +228,10 @@ async def cache_memory(cluster: SimulatedClusterProcess) -> dict[str, float]:
         "unchanged": unchanged,
         "rebuilt": rebuilt,
     }
+
+
+def sizes(nodes: int, pods: int) -> tuple[str, ...]:
+    return ("--nodes", str(nodes), "--pods", str(pods))
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -239,17 +250,18 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="tk-bench-inventory-"))
     print(f"Simulated API: {args.nodes} nodes, {args.pods} pods; hub and API are processes")
-    cluster = SimulatedClusterProcess(
-        work / "cluster", cluster="large", nodes=args.nodes, pods=args.pods
-    ).start(timeout=600)
+    cluster = SimulatedApiProcess(work / "cluster", "large", sizes(args.nodes, args.pods)).start()
+    catalog = CatalogServer(CATALOG_ITEMS)
     hub = None
     try:
         launched = time.perf_counter()
-        hub = KubernetesHub(work / "hub", kubeconfig=cluster.kubeconfig).start()
-        session = hub.login("alice")
+        hub = KubeHub(work / "hub", cluster, catalog=catalog.url).start()
+        user = hub.login("alice")
+        session = user.session
+        session.headers["X-XSRFToken"] = user.xsrf  # as the form's script sends it
         wait_synced(session, hub, args.nodes)
         first_sync = time.perf_counter() - launched
-        url = hub.api_url(RESOURCES)
+        url = api_url(hub)
         body = session.get(url, timeout=60)
         size_kb = len(body.content) / 1024
         etag = body.headers["ETag"]
@@ -257,10 +269,11 @@ def main() -> None:
         calls_before = list_calls(cluster)
         full = time_requests(session, url, args.requests)
         not_modified = time_requests(session, url, args.requests, {"If-None-Match": etag})
-        direct_url = f"{hub.hub_url}/hub/api/{RESOURCES}"
+        # The hub's own port, behind the proxy (kube_hub puts it at the public port + 81).
+        direct_url = f"http://127.0.0.1:{hub.port + 81}/hub/api/{RESOURCES}"
         direct = time_requests(session, direct_url, args.requests)
         # For scale: JupyterHub's own lightest authenticated API call, the same way.
-        hub_user = time_requests(session, hub.api_url("user"), args.requests)
+        hub_user = time_requests(session, api_url(hub, "user"), args.requests)
         calls_per_view = (list_calls(cluster) - calls_before) / (3 * args.requests)
 
         churn = PodChurn(cluster, args.churn_rate)
@@ -281,11 +294,10 @@ def main() -> None:
     finally:
         if hub is not None:
             hub.stop()
+        catalog.stop()
         cluster.stop()
 
-    big = SimulatedClusterProcess(
-        work / "big", cluster="large", nodes=args.nodes, pods=args.big_pods
-    ).start(timeout=600)
+    big = SimulatedApiProcess(work / "big", "large", sizes(args.nodes, args.big_pods)).start()
     try:
         big_memory = asyncio.run(cache_memory(big))
     finally:
@@ -309,7 +321,7 @@ def main() -> None:
 
     def spread(label: str, times: list[float], note: str = "") -> None:
         figures = f"p50 {ms(percentile(times, 0.5)):>9}  p99 {ms(percentile(times, 0.99)):>9}"
-        print(f"  {label:34}{figures}  {note}".rstrip())
+        print(f"  {label:36}{figures}  {note}".rstrip())
 
     spread(f"full answer ({size_kb:.0f} KiB)", full)
     spread("304 (If-None-Match)", not_modified)

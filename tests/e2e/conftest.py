@@ -23,6 +23,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
+    # Browser tests last: the session-scoped Playwright keeps its event loop running in this
+    # thread, which breaks pytest-jupyter's loop fixture in any later non-browser test.
+    items.sort(key=lambda item: "tests/e2e/" in str(item.fspath).replace("\\", "/"))
 
 
 @pytest.fixture(autouse=True)
