@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from typing import NamedTuple
 
@@ -130,13 +131,23 @@ def hash_file(dir_fd: int, name: str, shown_as: str) -> tuple[str, os.stat_resul
     fd, st = open_regular(dir_fd, name, shown_as)
     try:
         digest = hashlib.sha256()
-        buffer = bytearray(_COPY_CHUNK)
-        view = memoryview(buffer)
+        buffer, view = _thread_buffer()
         while count := os.readv(fd, [buffer]):
             digest.update(view[:count])
         return digest.hexdigest(), st
     finally:
         os.close(fd)
+
+
+_BUFFERS = threading.local()
+
+
+def _thread_buffer() -> tuple[bytearray, memoryview]:
+    """One reusable copy buffer per thread (allocating 1 MiB per file costs real time)."""
+    if not hasattr(_BUFFERS, "view"):
+        _BUFFERS.buffer = bytearray(_COPY_CHUNK)
+        _BUFFERS.view = memoryview(_BUFFERS.buffer)
+    return _BUFFERS.buffer, _BUFFERS.view
 
 
 class TempCopy(NamedTuple):
@@ -174,15 +185,18 @@ def copy_to_temp(
             raise ValueError(f"{shown_as} is {format_bytes(src_st.st_size)}, over the limit")
         # 0o666 lets the umask decide group/other bits, as for any file the user creates.
         dst_fd = os.open(temp_name, _CREATE_FLAGS, 0o666, dir_fd=dst_dir_fd)
-        mode = stat.S_IMODE(os.fstat(dst_fd).st_mode) | stat.S_IRUSR | stat.S_IWUSR
+        created = stat.S_IMODE(os.fstat(dst_fd).st_mode)
+        mode = created | stat.S_IRUSR | stat.S_IWUSR
         if src_st.st_mode & stat.S_IXUSR:
             mode |= (mode & 0o444) >> 2
-        os.fchmod(dst_fd, mode)
+        if mode != created:
+            os.fchmod(dst_fd, mode)
         digest = hashlib.sha256()
-        buffer = bytearray(_COPY_CHUNK)
-        view = memoryview(buffer)
+        buffer, view = _thread_buffer()
         written = 0
-        while count := os.readv(src_fd, [buffer]):
+        # Stops at the size seen at open (saves the end-of-file read); a file that grew since
+        # has a new fingerprint, so the next scan finds it changed and copies it again.
+        while written < src_st.st_size and (count := os.readv(src_fd, [buffer])):
             chunk = view[:count]
             digest.update(chunk)
             while chunk:

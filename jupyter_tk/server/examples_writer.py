@@ -144,12 +144,12 @@ class BatchWriter:
                     flushed = None
                     if staged.temps and self.durable_batches:
                         flushed = flusher.submit(sync_filesystem, self.dest_fd)
-                    if pending:
-                        outcomes.extend(self._finish(*pending))
-                    pending = (staged, flushed)
+                    previous, pending = pending, (staged, flushed)
+                    if previous:
+                        outcomes.extend(self._finish(*previous))
                 if pending:
-                    outcomes.extend(self._finish(*pending))
-                    pending = None
+                    previous, pending = pending, None
+                    outcomes.extend(self._finish(*previous))
                 if self.durable_batches and any(o.record for o in outcomes):
                     # One durability point for every rename, before the manifest relies on them.
                     sync_filesystem(self.dest_fd)
