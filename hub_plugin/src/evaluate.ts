@@ -4,14 +4,17 @@
  * `jupyter_tk/hub/validation.py` (the server stays the authority on submit).
  */
 import { fnmatchcase } from './glob.ts';
+import { gpuUseLines, memoryNotes, type GpuUseLine } from './notes.ts';
 import {
   gpuKindLabel,
   gpuKinds,
+  largestRequest,
   nodeLabel,
   nodeUnfitReason,
   wantsGpu,
   whyNothingFits,
-  type GpuKind
+  type GpuKind,
+  type SizeLimits
 } from './placement.ts';
 import type { Choice, FormConfig, NodeInfo, ResourceRequest, Snapshot } from './types.ts';
 import { formatBytes, formatCores, parseQuantity } from './units.ts';
@@ -37,6 +40,12 @@ export interface Evaluation {
   /** Preset slug -> why it cannot fit right now (absent when it fits). */
   presetReasons: Record<string, string>;
   bounds: { cpu: number; memory: number; gpus: number };
+  /** The most a custom size may ask for: the cap, or less where no node is that large. */
+  customLimits: SizeLimits;
+  /** Why memory limits may not hold where the server will run (empty on Kubernetes). */
+  memoryNotes: string[];
+  /** Live use of each GPU, per kind, where the inventory knows it (empty on Kubernetes). */
+  gpuUse: GpuUseLine[];
   summary: string;
   /** Problems the server would refuse the submission for, in the order a user fixes them. */
   problems: string[];
@@ -104,6 +113,28 @@ function chosenRequest(
     return null;
   }
   return { cpu, memory, gpuResource: gpuCount ? gpuResource : null, gpuCount };
+}
+
+/** The Custom card's line: "Up to 16 CPU · 64 GiB · 2 GPUs" (no GPU part for 0). */
+export function customLimitsText(limits: SizeLimits): string {
+  let text = `Up to ${formatCores(limits.cpu)} CPU · ${formatBytes(limits.memory)}`;
+  if (limits.gpus) {
+    text += ` · ${limits.gpus} GPU${limits.gpus > 1 ? 's' : ''}`;
+  }
+  return text;
+}
+
+/** Only what is shown: validation still checks the caps and the free amounts. */
+function customLimits(config: FormConfig, nodes: NodeInfo[]): SizeLimits {
+  const largest = largestRequest(nodes, config.guaranteeRatio);
+  const { caps } = config;
+  return largest
+    ? {
+        cpu: Math.min(caps.cpu, largest.cpu),
+        memory: Math.min(caps.memory, largest.memory),
+        gpus: Math.min(caps.gpus, largest.gpus)
+      }
+    : { ...caps };
 }
 
 export function describeRequest(request: ResourceRequest, node: string, image: string): string {
@@ -221,6 +252,9 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
     gpuKinds: kindRows,
     presetReasons,
     bounds,
+    customLimits: customLimits(config, nodes),
+    memoryNotes: memoryNotes(candidates),
+    gpuUse: gpuUseLines(ready),
     summary: request
       ? describeRequest(request, selected ? selected.name : '', imageText(config, choice))
       : 'Fix the size below to see what will be requested.',

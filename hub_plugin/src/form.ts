@@ -3,7 +3,7 @@
  * an `Evaluation` back (disabled nodes and GPU kinds with reasons, bounds, summary, problems,
  * freshness). Without JavaScript the server-rendered form stands as it is.
  */
-import { evaluate, freshnessText, type Evaluation } from './evaluate.ts';
+import { customLimitsText, evaluate, freshnessText, type Evaluation } from './evaluate.ts';
 import type { Choice, FormConfig, Snapshot } from './types.ts';
 import { formatBytes, formatCores, formatMemoryQuantity } from './units.ts';
 
@@ -137,6 +137,7 @@ export class SpawnForm {
     this.renderGpuKinds(result, choice.gpuResource);
     this.renderPresets(result);
     this.renderBounds(result);
+    this.renderNotes(result);
     setText(field<HTMLElement>(this.root, '[data-tk-summary]'), result.summary);
     this.renderProblems(result.problems);
     this.updateFreshness();
@@ -239,6 +240,36 @@ export class SpawnForm {
       field<HTMLElement>(this.root, '[data-tk-bound="gpus"]'),
       `0 to ${bounds.gpus}` + (this.config.caps.gpus === 0 ? ' (your group may not use GPUs)' : '')
     );
+  }
+
+  /** The Custom card's limits, the advisory-memory note and each GPU's live use. */
+  private renderNotes(result: Evaluation): void {
+    setText(
+      field<HTMLElement>(this.root, '[data-tk-custom-limits]'),
+      customLimitsText(result.customLimits)
+    );
+    setText(field<HTMLElement>(this.root, '[data-tk-memory-note]'), result.memoryNotes.join(' '));
+    const list = field<HTMLElement>(this.root, '[data-tk-gpu-use]');
+    if (!list) {
+      return;
+    }
+    const items = Array.from(list.children) as HTMLElement[];
+    const same =
+      items.length === result.gpuUse.length &&
+      items.every((item, i) => item.dataset.tkResource === result.gpuUse[i].resource);
+    if (!same) {
+      list.replaceChildren(
+        ...result.gpuUse.map(line => {
+          const item = document.createElement('li');
+          item.dataset.tkResource = line.resource;
+          return item;
+        })
+      );
+    }
+    // Rewrite only changed text, so assistive technology is not made to re-read the list.
+    Array.from(list.children).forEach((item, i) => {
+      setText(item as HTMLElement, result.gpuUse[i].text);
+    });
   }
 
   private renderProblems(all: string[]): void {

@@ -2,6 +2,7 @@
  * Which nodes can take a server of a given size right now, and why the others cannot.
  * Mirrors `jupyter_tk/hub/placement.py`: keep the two in step.
  */
+import { memoryAdvisory } from './notes.ts';
 import type { NodeInfo, ResourceRequest, Taint, Toleration } from './types.ts';
 import { formatBytes, formatCores, formatGpuKind } from './units.ts';
 
@@ -117,6 +118,42 @@ export function whyNothingFits(
   return `0/${nodes.length} nodes you may use can take it: ${parts}`;
 }
 
+/** The most a server could ask for on any one of `nodes` were it empty. */
+export interface SizeLimits {
+  /** Cores (as a limit). */
+  cpu: number;
+  /** Bytes (as a limit). */
+  memory: number;
+  /** GPUs of one kind. */
+  gpus: number;
+}
+
+/**
+ * The allocatable amounts of the largest of `nodes` (CPU and memory divided by `ratio`, since
+ * a pod requests `ratio` of its limits; each the largest there is, not one node's shape);
+ * null when there are no nodes.
+ */
+export function largestRequest(nodes: NodeInfo[], ratio: number): SizeLimits | null {
+  if (!nodes.length) {
+    return null;
+  }
+  let cpu = 0;
+  let memory = 0;
+  let gpus = 0;
+  for (const node of nodes) {
+    cpu = Math.max(cpu, Number(node.allocatable?.cpu ?? 0));
+    memory = Math.max(memory, Number(node.allocatable?.memory ?? 0));
+    for (const gpu of node.gpus || []) {
+      gpus = Math.max(gpus, gpu.count);
+    }
+  }
+  return {
+    cpu: Math.floor((cpu / ratio) * 1000) / 1000,
+    memory: Math.floor(memory / ratio),
+    gpus
+  };
+}
+
 export interface GpuKind {
   resource: string;
   description: string;
@@ -164,12 +201,16 @@ export function gpuKinds(nodes: NodeInfo[]): GpuKind[] {
     .map(({ texts, ...kind }) => ({ ...kind, description: texts.join(' / ') }));
 }
 
-/** "gpu-a — 12 CPU · 40 GiB free · 2/4 NVIDIA-A100 · 80 GiB" (+ state when not usable). */
+/** "gpu-a — 12 CPU · 40 GiB free · 2/4 NVIDIA-A100 · 80 GiB" (+ state when not usable); a
+ *  node that does not enforce memory limits says "memory advisory" after its memory. */
 export function nodeLabel(node: NodeInfo): string {
   const parts = [
     `${formatCores(Number(node.free?.cpu ?? 0))} CPU`,
     `${formatBytes(Number(node.free?.memory ?? 0))} free`
   ];
+  if (memoryAdvisory(node)) {
+    parts.push('memory advisory');
+  }
   for (const gpu of node.gpus || []) {
     parts.push(`${gpu.free}/${gpu.count} ${formatGpuKind(gpu)}`);
   }

@@ -14,6 +14,23 @@ export interface GpuInfo {
   free: number;
   shared: boolean;
   mig_profile: string | null;
+  /** Additive: the local inventory lists each device of this kind with its live use; the
+   *  Kubernetes inventory gives the number of GPUs behind the resource (GFD label) or null. */
+  devices?: GpuDevice[] | number | null;
+}
+
+export interface GpuDevice {
+  uuid: string;
+  index: number;
+  parent_uuid?: string | null;
+  /** Percent; null where NVML does not say (MIG). */
+  utilization_gpu: number | null;
+  /** Bytes. */
+  memory_used: number | null;
+  memory_total: number | null;
+  /** The servers holding it (user names). */
+  taken_by: string[];
+  error?: string | null;
 }
 
 export interface Taint {
@@ -32,6 +49,10 @@ export interface NodeInfo {
   free: Amounts;
   gpus: GpuInfo[];
   taints: Taint[];
+  /** Additive (local inventory): false where memory limits are not enforced (no cgroup v2). */
+  memory_enforced?: boolean;
+  /** Why memory is advisory, in words; null where it is enforced. */
+  memory_note?: string | null;
 }
 
 export interface Snapshot {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { evaluate, freshnessText } from '../src/evaluate.ts';
+import { customLimitsText, evaluate, freshnessText } from '../src/evaluate.ts';
 import type { Choice } from '../src/types.ts';
-import { a100, config, GiB, GPU_TAINT, node, snapshot } from './fixtures.ts';
+import { a100, config, GiB, GPU_TAINT, localNode, node, snapshot } from './fixtures.ts';
 
 function choice(extra: Partial<Choice> = {}): Choice {
   return {
@@ -92,6 +92,66 @@ describe('evaluate', () => {
       );
     });
   }
+
+  it('offers a custom size up to the cap, or the largest node where that is smaller', () => {
+    // The cap is 16 CPU, 64 GiB, 2 GPUs; the largest node has 16 CPU, 64 GiB and 1 A100 of 4.
+    const result = evaluate(config(), cluster, choice());
+    assert.deepEqual(result.customLimits, { cpu: 16, memory: 64 * GiB, gpus: 2 });
+    assert.equal(customLimitsText(result.customLimits), 'Up to 16 CPU · 64 GiB · 2 GPUs');
+    const small = snapshot([node('ws', 2, 23.5, { gpus: [a100(0, 1)] })]);
+    const limits = evaluate(config(), small, choice()).customLimits;
+    assert.deepEqual(limits, { cpu: 2, memory: 23.5 * GiB, gpus: 1 });
+    assert.equal(customLimitsText(limits), 'Up to 2 CPU · 23.5 GiB · 1 GPU');
+    // A pod requests half its limits at ratio 0.5: a 2-core node takes a 4-core limit.
+    const half = evaluate(config({ guaranteeRatio: 0.5 }), small, choice()).customLimits;
+    assert.deepEqual(half, { cpu: 4, memory: 47 * GiB, gpus: 1 });
+    // The cap still wins over a big node, and with no node known it is all there is.
+    const big = evaluate(config(), snapshot([node('big', 128, 1024)]), choice()).customLimits;
+    assert.deepEqual(big, { cpu: 16, memory: 64 * GiB, gpus: 0 });
+    assert.equal(customLimitsText(big), 'Up to 16 CPU · 64 GiB');
+    const none = evaluate(config(), snapshot([]), choice()).customLimits;
+    assert.deepEqual(none, { cpu: 16, memory: 64 * GiB, gpus: 2 });
+  });
+
+  it('does not loosen what the caps refuse', () => {
+    const small = snapshot([node('ws', 2, 8)]);
+    const result = evaluate(config(), small, choice({ cpu: '32' }));
+    assert.match(result.problems[0], /over your limit of 16 CPU/);
+  });
+
+  it('says memory is advisory on a local node, and nothing on Kubernetes', () => {
+    const local = snapshot([localNode()], { source: 'local' });
+    const result = evaluate(config(), local, choice());
+    assert.deepEqual(result.memoryNotes, [
+      'Memory is advisory on this machine: no cgroup v2 hierarchy.'
+    ]);
+    assert.match(result.nodes[0].label, /memory advisory/);
+    assert.deepEqual(evaluate(config(), cluster, choice()).memoryNotes, []);
+    // Only the notes of where the server may run: a chosen Kubernetes node has none.
+    const mixed = snapshot([localNode(), node('cpu-1', 8, 32)]);
+    assert.deepEqual(evaluate(config(), mixed, choice({ node: 'cpu-1' })).memoryNotes, []);
+    assert.equal(evaluate(config(), mixed, choice({ node: 'ws' })).memoryNotes.length, 1);
+  });
+
+  it('lists live GPU use of where the server may run', () => {
+    const devices = [
+      {
+        uuid: 'GPU-0',
+        index: 0,
+        utilization_gpu: 7,
+        memory_used: 2 * GiB,
+        memory_total: 80 * GiB,
+        taken_by: ['bob']
+      }
+    ];
+    const local = snapshot([localNode({ gpus: [{ ...a100(0, 1), devices }] })]);
+    const result = evaluate(config(), local, choice());
+    assert.deepEqual(
+      result.gpuUse.map(line => line.text),
+      ['nvidia.com/gpu — GPU 0: in use by bob, 7% busy, 2 GiB of 80 GiB used']
+    );
+    assert.deepEqual(evaluate(config(), cluster, choice()).gpuUse, []);
+  });
 
   it('summarises the request', () => {
     const result = evaluate(config(), cluster, choice({ profile: 'gpu-1', node: 'gpu-1' }));

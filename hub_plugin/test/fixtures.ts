@@ -70,3 +70,12 @@ export function config(extra: Partial<FormConfig> = {}): FormConfig {
     ...extra
   };
 }
+
+/** A node as the local inventory serves it: this machine, memory limits not enforced. */
+export function localNode(extra: Partial<NodeInfo> = {}): NodeInfo {
+  return node('ws', 8, 32, {
+    memory_enforced: false,
+    memory_note: 'Memory is advisory on this machine: no cgroup v2 hierarchy.',
+    ...extra
+  });
+}

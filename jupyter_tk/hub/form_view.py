@@ -14,21 +14,34 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .inventory.model import parse_quantity
-from .placement import GpuKind, ResourceRequest, fit_checker, gpu_kinds, why_nothing_fits
+from .node_notes import gpu_use_lines, memory_advisory, memory_notes
+from .placement import (
+    GpuKind,
+    ResourceRequest,
+    fit_checker,
+    gpu_kinds,
+    largest_request,
+    why_nothing_fits,
+)
 from .policy_document import CUSTOM_PROFILE, PolicyRule
 from .units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
 from .validation import SpawnLimits, ValidationContext
 
-__all__ = ["build_form_view", "describe_request", "node_label"]
+__all__ = ["build_form_view", "custom_limits_text", "describe_request", "node_label"]
 
 
 def node_label(node: Mapping) -> str:
-    """``gpu-a — 12 CPU · 40 GiB free · 2/4 NVIDIA-A100 · 80 GiB`` (+ state when not usable)."""
+    """``gpu-a — 12 CPU · 40 GiB free · 2/4 NVIDIA-A100 · 80 GiB`` (+ state when not usable).
+
+    A node that does not enforce memory limits says ``memory advisory`` after its memory.
+    """
     free = node.get("free") or {}
     parts = [
         f"{format_cores(float(free.get('cpu', 0)))} CPU",
         f"{format_bytes(int(free.get('memory', 0)))} free",
     ]
+    if memory_advisory(node):
+        parts.append("memory advisory")
     for gpu in node.get("gpus") or ():
         parts.append(f"{gpu.get('free', 0)}/{gpu.get('count', 0)} {format_gpu_kind(gpu)}")
     label = f"{node['name']} — {' · '.join(parts)}"
@@ -49,6 +62,23 @@ def describe_request(request: ResourceRequest, node: str | None, image: str | No
     where = f"on {node}" if node else "on any node that fits"
     what = f" with {image}" if image else ""
     return f"Will request {text} {where}{what}."
+
+
+def custom_limits_text(cpu: float, memory: int, gpus: int) -> str:
+    """The Custom card's line: ``Up to 16 CPU · 64 GiB · 2 GPUs`` (no GPU part for 0)."""
+    text = f"Up to {format_cores(cpu)} CPU · {format_bytes(memory)}"
+    if gpus:
+        text += f" · {gpus} GPU{'s' if gpus > 1 else ''}"
+    return text
+
+
+def _custom_limits(rule: PolicyRule, nodes: Sequence[Mapping], ratio: float) -> dict:
+    """The most a custom size may ask for: the policy cap, or less where no node the user may
+    pick is that large. Only what is shown; validation checks the caps and free amounts."""
+    caps = {"cpu": rule.max.cpu, "memory": rule.max.memory, "gpus": rule.max.gpus}
+    largest = largest_request(nodes, ratio=ratio) or caps
+    shown = {name: min(cap, largest[name]) for name, cap in caps.items()}
+    return {**shown, "text": custom_limits_text(**shown)}
 
 
 def _preset_request(preset: Any) -> ResourceRequest:
@@ -189,6 +219,7 @@ def build_form_view(
     all_kinds = gpu_kinds(n for n in nodes if _usable(n))
     kind_rows = _gpu_kind_rows(all_kinds, kinds, chosen.gpu_resource, chosen.node)
     bounds = _bounds(rule, ready, ratio, limits, chosen.gpu_resource, kinds)
+    custom_limits = _custom_limits(rule, nodes, ratio)
 
     images = [
         {
@@ -228,14 +259,19 @@ def build_form_view(
             "value": format_memory_quantity(chosen.memory),
             "min_text": format_bytes(limits.min_memory),
             "max_text": format_bytes(bounds["memory"]),
+            # Why memory limits may not hold where the server will run (local machine, no
+            # cgroup v2); empty on Kubernetes.
+            "note": " ".join(memory_notes(candidates)),
         },
         "gpu_kinds": kind_rows,
+        "gpu_use": gpu_use_lines(ready),
         "gpu_count": {"value": chosen.gpu_count, "max": bounds["gpus"]},
         "caps": {
             "cpu": format_cores(rule.max.cpu),
             "memory": format_bytes(rule.max.memory),
             "gpus": rule.max.gpus,
         },
+        "custom_limits": custom_limits,
         "summary": describe_request(request, chosen.node or None, image_text),
         "catalog": {
             "error": catalog.error,

@@ -23,6 +23,7 @@ __all__ = [
     "ResourceRequest",
     "fit_checker",
     "gpu_kinds",
+    "largest_request",
     "node_unfit_reason",
     "nodes_that_fit",
     "scheduling_amounts",
@@ -177,6 +178,30 @@ def _reason_kind(reason: str) -> str:
     if reason.startswith("no "):
         return f"without {reason[3:]}"
     return reason
+
+
+def largest_request(nodes: Iterable[Mapping], *, ratio: float = 1.0) -> dict | None:
+    """``{"cpu": cores, "memory": bytes, "gpus": count}``: the most CPU and memory (as limits)
+    and GPUs of one kind that any one of ``nodes`` could ever take, were it empty: its
+    allocatable amounts (CPU and memory divided by ``ratio``, since a pod requests ``ratio`` of
+    its limits). None when there are no nodes.
+
+    CPU and memory may come from different nodes: each is the largest there is, not a shape.
+    """
+    cpu, memory, gpus, any_node = 0.0, 0, 0, False
+    for node in nodes:
+        any_node = True
+        allocatable = node.get("allocatable") or {}
+        cpu = max(cpu, float(allocatable.get("cpu", 0)))
+        memory = max(memory, int(allocatable.get("memory", 0)))
+        gpus = max([gpus, *(int(g.get("count", 0)) for g in node.get("gpus") or ())])
+    if not any_node:
+        return None
+    return {
+        "cpu": math.floor(cpu / ratio * 1000) / 1000,
+        "memory": int(memory / ratio),
+        "gpus": gpus,
+    }
 
 
 @dataclass(frozen=True)

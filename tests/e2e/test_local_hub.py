@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.lab_server import open_sidebar_panel, require_built_labextension
 from tests.hub.local_hub import PASSWORD, LocalHub, default_gpus
@@ -67,6 +68,21 @@ def test_login_form_and_lab_with_the_gpu_and_examples_panels(hub, page, screensh
     assert any("A100" in text for text in kinds) and any("1g.10gb" in text for text in kinds)
     summary = page.locator("#jp-tk-summary").inner_text()
     assert "1 CPU" in summary and f"1 {GPU}" in summary
+    # It says what this machine cannot promise: without cgroup v2 memory limits are advisory
+    # (the note is there after the live refresh too); each GPU's use is spelled out; Custom
+    # offers what the machine has (2 GPUs of a kind), not the policy's cap of 16.
+    machine = hub.login("alice").resources()["nodes"][0]
+    # The front end has applied live data once it marks the node options with their reason.
+    expect(page.locator("#jp-tk-node option[data-reason]")).to_have_count(1)
+    note = page.locator("#jp-tk-memory-note")
+    if machine["memory_enforced"]:
+        expect(note).to_be_hidden()
+    else:
+        expect(note).to_have_text(machine["memory_note"])
+        expect(note).to_be_visible()
+        assert "memory advisory" in page.locator("#jp-tk-node option[data-reason]").inner_text()
+    expect(page.locator("#jp-tk-gpu-use li").first).to_contain_text("GPU 0: free")
+    expect(page.locator("[data-tk-custom-limits]")).to_contain_text("· 2 GPUs")
     screenshot(page, "local-spawn-form", full_page=True)
 
     # And when she starts, she lands in JupyterLab

@@ -13,32 +13,18 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
-from tests.hub.spawn_fixtures import CATALOG_ITEMS, GPU
+from tests.hub.kube_hub import kube_hub_with_catalog
+from tests.hub.spawn_fixtures import GPU
 
 POD = "jupyter-alice"
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    api = SimulatedApiProcess(tmp_path_factory.mktemp("sim")).start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
 def hub(tmp_path_factory, sim):
-    catalog = CatalogServer(CATALOG_ITEMS)
-    hub = KubeHub(
-        tmp_path_factory.mktemp("hub"),
-        sim,
-        catalog=catalog.url,
-        # Refresh every second so the test sees the cluster change quickly.
-        extra_config="c.TkKubeSpawner.refresh_seconds = 1\n",
-    ).start()
-    yield hub
-    hub.stop()
-    catalog.stop()
+    # Refresh every second so the test sees the cluster change quickly.
+    refresh = "c.TkKubeSpawner.refresh_seconds = 1\n"
+    with kube_hub_with_catalog(tmp_path_factory.mktemp("hub"), sim, extra_config=refresh) as hub:
+        yield hub
 
 
 def log_in(page, hub, name="alice"):

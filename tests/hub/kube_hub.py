@@ -3,87 +3,77 @@
 Two subprocesses: the simulated Kubernetes API (``python -m tests.fakes.kubernetes``) and
 ``jupyterhub -f test_config.py``, where the test config ``load_subconfig``s the shared
 Kubernetes config exactly as an operator would and adds test-only settings (dummy login,
-groups, ports, a database in the work folder). Used by the hub tests, the browser test and
-``benchmarks/spawn_form.py``.
+groups, ports, a database in the work folder). Both build on `hub_process.py`. Used by the hub
+tests, the browser test and ``benchmarks/inventory.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
-import signal
-import subprocess
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 import yaml
 
-from tests.hub.local_hub import HubUser, free_hub_port
-from tests.hub.spawn_fixtures import POLICY
+from tests.hub.hub_process import ChildProcess, HubProcess
+from tests.hub.spawn_fixtures import CATALOG_ITEMS, POLICY
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_CONFIG = REPO / "share" / "jupyterhub" / "kubernetes_config.py"
 NAMESPACE = "default"
 GROUPS = {"gpu-lab": {"users": ["alice"]}, "students": {"users": ["bob"]}}
 
-__all__ = ["CatalogServer", "HubUser", "KubeHub", "SimulatedApiProcess"]
+__all__ = ["CatalogServer", "KubeHub", "SimulatedApiProcess", "kube_hub_with_catalog"]
 
 
-def _terminate(process: subprocess.Popen, timeout: float = 30) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-class SimulatedApiProcess:
+class SimulatedApiProcess(ChildProcess):
     """``python -m tests.fakes.kubernetes`` with a kubeconfig; talked to over plain HTTP."""
 
     def __init__(self, workdir: Path, cluster: str = "small", extra_args: tuple = ()) -> None:
-        self.workdir = Path(workdir)
+        super().__init__(workdir, "sim.log")
         self.kubeconfig = self.workdir / "kubeconfig"
         self.cluster = cluster
         self.extra_args = list(extra_args)
         self.url = ""
-        self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> SimulatedApiProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.fakes.kubernetes",
-                "--cluster",
-                self.cluster,
-                "--kubeconfig",
-                str(self.kubeconfig),
-                *self.extra_args,
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=open(self.workdir / "sim.log", "ab"),  # noqa: SIM115 (lives with the process)
-            text=True,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        line = self.process.stdout.readline()
-        if not line.startswith("READY ") or time.monotonic() > deadline:
-            raise RuntimeError(f"the simulated API did not start: {line!r}")
+        """Start the API and return once it prints ``READY <url>`` (within `timeout` seconds)."""
+        command = [sys.executable, "-m", "tests.fakes.kubernetes", "--cluster", self.cluster]
+        command += ["--kubeconfig", str(self.kubeconfig), *self.extra_args]
+        self._spawn(command, cwd=REPO, pipe_stdout=True)
+        line = self._first_line(timeout)
+        if line is None:
+            self._give_up(TimeoutError, f"the simulated API did not print READY within {timeout}s")
+        if not line.startswith("READY "):
+            self._give_up(RuntimeError, f"the simulated API did not start: {line!r}")
         self.url = line.split()[1]
         return self
 
-    def stop(self) -> None:
-        if self.process is not None:
-            _terminate(self.process)
-            self.process = None
+    def _first_line(self, timeout: float) -> str | None:
+        """The child's first line on stdout (what it printed, if it exits first), or None after
+        `timeout` seconds: a child that hangs fails the test instead of hanging it."""
+        stdout = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        received = b""
+        while b"\n" not in received:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not select.select([stdout], [], [], remaining)[0]:
+                continue
+            chunk = os.read(stdout, 4096)
+            if not chunk:  # the child exited (or closed stdout) without a whole line
+                break
+            received += chunk
+        return received.split(b"\n", 1)[0].decode(errors="replace")
 
     def pods(self, namespace: str = NAMESPACE) -> list[dict]:
         response = requests.get(f"{self.url}/api/v1/namespaces/{namespace}/pods", timeout=10)
@@ -140,9 +130,18 @@ class CatalogServer:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> CatalogServer:
+        return self
 
-class KubeHub:
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class KubeHub(HubProcess):
     """``jupyterhub -f`` a config that loads the shared kubernetes_config.py."""
+
+    # The dummy authenticator of the test config takes any password.
+    password = "any-password"
 
     def __init__(
         self,
@@ -153,16 +152,11 @@ class KubeHub:
         policy: dict | None = None,
         extra_config: str = "",
     ) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
         self.sim = sim
         self.catalog = catalog
-        self.port = free_hub_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.workdir / "hub.log"
         self.policy_path = self.workdir / "policy.yaml"
         self.write_policy(policy or POLICY)
-        self.config_path = self.workdir / "test_config.py"
         self.config_path.write_text(
             "c = get_config()\n"
             f"load_subconfig({str(KUBERNETES_CONFIG)!r})\n"
@@ -186,7 +180,6 @@ class KubeHub:
             "c.ImageCatalog.retry_seconds = 1\n"
             "c.ImageCatalog.timeout_seconds = 2\n" + extra_config
         )
-        self.process: subprocess.Popen | None = None
 
     def write_policy(self, policy: dict) -> None:
         temporary = self.policy_path.with_suffix(".tmp")
@@ -194,7 +187,7 @@ class KubeHub:
         os.replace(temporary, self.policy_path)
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = super().env()
         env.update(
             KUBECONFIG=str(self.sim.kubeconfig),
             JUPYTER_TK_POLICY=str(self.policy_path),
@@ -203,40 +196,15 @@ class KubeHub:
         )
         return env
 
-    def start(self, timeout: float = 90) -> KubeHub:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self._log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.config_path)],
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the hub exited with {self.process.returncode}:\n{self.tail()}")
-            try:
-                if requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"the hub did not answer within {timeout}s:\n{self.tail()}")
 
-    def stop(self) -> None:
-        if self.process is not None:
-            _terminate(self.process, timeout=60)
-            self.process = None
-            self._log.close()
-
-    def tail(self, lines: int = 80) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def login(self, name: str) -> HubUser:
-        return HubUser(self, name, "any-password")
+@contextlib.contextmanager
+def kube_hub_with_catalog(
+    workdir: Path, sim: SimulatedApiProcess, *, extra_config: str = ""
+) -> Iterator[KubeHub]:
+    """A started KubeHub whose image catalog (CATALOG_ITEMS) this process serves over HTTP;
+    both stop when the block ends."""
+    with (
+        CatalogServer(CATALOG_ITEMS) as catalog,
+        KubeHub(workdir, sim, catalog=catalog.url, extra_config=extra_config) as hub,
+    ):
+        yield hub

@@ -11,7 +11,8 @@ import pytest
 from jupyter_tk.hub.catalog import CatalogState
 from jupyter_tk.hub.form import FORM_TEMPLATE, UNAVAILABLE_TEMPLATE, FormAssets, render_template
 from jupyter_tk.hub.form_view import build_form_view
-from tests.hub.spawn_fixtures import CATALOG, GPU, context, gpu, lab_snapshot, node
+from jupyter_tk.hub.validation import InvalidOptions, validate_user_options
+from tests.hub.spawn_fixtures import CATALOG, GIB, GPU, MIG, context, gpu, lab_snapshot, node
 
 
 class Controls(HTMLParser):
@@ -264,3 +265,145 @@ def test_a_thousand_nodes_render():
     ]
     nodes = options_by_value(render(ctx=context(snapshot=snapshot)), "node")
     assert len(nodes) == 1001
+
+
+# -- a local-like snapshot: what LocalInventory serves on a machine without cgroup v2 -----------
+
+ADVISORY = (
+    "Memory is advisory on this machine: no cgroup v2 hierarchy at /sys/fs/cgroup "
+    "(cgroup v1 or not mounted)."
+)
+
+
+def device(index, *, taken_by=(), utilization=3, used=GIB, total=80 * GIB, parent=None):
+    return {
+        "uuid": f"GPU-{index}" if parent is None else f"MIG-{index}-{used}",
+        "index": index,
+        "parent_uuid": parent,
+        "utilization_gpu": utilization,
+        "memory_used": used,
+        "memory_total": total,
+        "taken_by": list(taken_by),
+        "error": None,
+    }
+
+
+def local_snapshot(*, enforced=False) -> dict:
+    """One machine: 2 cores, 22.5 GiB allocatable, two A100s (one taken by alice), two MIG
+    slices of a third; memory limits advisory unless `enforced`."""
+    whole = gpu(count=2, free=1)
+    whole["devices"] = [device(0), device(1, taken_by=["alice"], utilization=40, used=30 * GIB)]
+    mig = gpu(MIG, count=2, free=2, memory_mib=9728, mig_profile="1g.10gb")
+    mig["devices"] = [
+        device(2, utilization=None, used=GIB // 2, total=9728 * 2**20, parent="GPU-2"),
+        device(2, utilization=None, used=GIB // 4, total=9728 * 2**20, parent="GPU-2"),
+    ]
+    machine = node("ws", 2, 22.5, gpus=[whole, mig])
+    machine.update(
+        memory_enforced=enforced,
+        memory_note=None if enforced else ADVISORY,
+        memory_available=20 * GIB,
+        gpu_note=None,
+        driver_version="550.54.15",
+    )
+    return {
+        "source": "local",
+        "generated_at": 0.0,
+        "age_seconds": 0.0,
+        "stale": False,
+        "nodes": [machine],
+    }
+
+
+def element_text(html: str, element_id: str) -> str:
+    """The text inside the element with ``id`` (tags stripped), as a browser would show it."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', html, re.S)
+    assert match, f"no element #{element_id}"
+    return re.sub(r"<[^>]+>", "\n", match.group(2)).strip()
+
+
+def test_a_local_machine_without_cgroup_v2_says_memory_is_advisory():
+    # Given this machine does not enforce memory limits
+    html = render(ctx=context(snapshot=local_snapshot()))
+    # Then the note is next to the Memory field, which points to it, and the node says so too
+    assert element_text(html, "jp-tk-memory-note") == ADVISORY
+    memory = next(i for i in controls(html).inputs if i.get("name") == "memory")
+    assert "jp-tk-memory-note" in memory["aria-describedby"].split()
+    label = options_by_value(html, "node")["ws"]["text"]
+    assert label.startswith("ws — 2 CPU · 22.5 GiB free · memory advisory · ")
+
+
+@pytest.mark.parametrize(
+    "snapshot", [lab_snapshot(), local_snapshot(enforced=True)], ids=["kubernetes", "enforced"]
+)
+def test_nodes_that_enforce_memory_show_no_note(snapshot):
+    html = render(ctx=context(snapshot=snapshot))
+    assert element_text(html, "jp-tk-memory-note") == ""
+    assert "advisory" not in html
+
+
+def test_kubernetes_nodes_show_no_per_gpu_use():
+    # Kubernetes GPU kinds have at most a count of `devices` (from GPU feature discovery), no
+    # live use: the list stays empty (and hidden by the style).
+    snapshot = lab_snapshot()
+    snapshot["nodes"][1]["gpus"][0]["devices"] = 4
+    snapshot["nodes"][2]["gpus"][0]["devices"] = None
+    html = render(ctx=context(snapshot=snapshot))
+    assert '<ul class="jp-tk-gpu-use" id="jp-tk-gpu-use"' in html
+    assert element_text(html, "jp-tk-gpu-use") == ""
+    assert "busy" not in html and "in use by" not in html
+
+
+def test_the_local_gpus_live_use_is_described_in_words():
+    html = render(ctx=context(snapshot=local_snapshot()))
+    lines = element_text(html, "jp-tk-gpu-use").splitlines()
+    assert [line for line in lines if line] == [
+        "nvidia.com/gpu — GPU 0: free, 3% busy, 1 GiB of 80 GiB used; "
+        "GPU 1: in use by alice, 40% busy, 30 GiB of 80 GiB used",
+        "nvidia.com/mig-1g.10gb — GPU 2 slice 1: free, 512 MiB of 9.5 GiB used; "
+        "GPU 2 slice 2: free, 256 MiB of 9.5 GiB used",
+    ]
+    select = re.search(r'<select name="gpu_resource"[^>]*>', html).group(0)
+    assert 'aria-describedby="jp-tk-gpu-help jp-tk-gpu-use"' in select
+
+
+def custom_card(html: str) -> str:
+    return re.search(r"data-tk-custom-limits>([^<]*)<", html).group(1)
+
+
+@pytest.mark.parametrize(
+    ("group", "snapshot", "ratio", "expected"),
+    [
+        # The cap (16 CPU, 64 GiB, 2 GPUs) is below the largest node (mig-1: 32 CPU, 128 GiB).
+        ("gpu-lab", lab_snapshot(), 1.0, "Up to 16 CPU · 64 GiB · 2 GPUs"),
+        # One small machine: its allocatable amounts, and its 2 GPUs of a kind, not the cap.
+        ("gpu-lab", local_snapshot(), 1.0, "Up to 2 CPU · 22.5 GiB · 2 GPUs"),
+        # A pod requests half its limits: the same machine takes twice the limits.
+        ("gpu-lab", local_snapshot(), 0.5, "Up to 4 CPU · 45 GiB · 2 GPUs"),
+        # Only the nodes the group may use count (cpu-1, mig-1), and its own lower cap.
+        ("students", lab_snapshot(), 1.0, "Up to 4 CPU · 8 GiB · 1 GPU"),
+        # No node known: the cap is all there is to say.
+        ("gpu-lab", {**lab_snapshot(), "nodes": []}, 1.0, "Up to 16 CPU · 64 GiB · 2 GPUs"),
+        # No GPU anywhere: no GPU part.
+        ("gpu-lab", {**lab_snapshot(), "nodes": [node("c", 4, 8)]}, 1.0, "Up to 4 CPU · 8 GiB"),
+    ],
+)
+def test_the_custom_card_offers_the_cap_or_the_largest_node(group, snapshot, ratio, expected):
+    html = render(ctx=context(group=group, snapshot=snapshot, ratio=ratio))
+    assert custom_card(html) == expected
+
+
+def test_the_custom_limits_do_not_loosen_validation():
+    # Given one 2-core machine, whose card says "Up to 2 CPU"
+    ctx = context(snapshot=local_snapshot())
+    assert custom_card(render(ctx=ctx)).startswith("Up to 2 CPU")
+    # Then a request over the cap is refused for the cap, and one under it but over what is
+    # free is refused for the node; the form's text changes neither.
+    with pytest.raises(InvalidOptions, match="over your limit of 16 CPU"):
+        validate_user_options(
+            {"profile": "custom", "image": "tk-jupyter-scipy", "cpu": "32", "memory": "1Gi"}, ctx
+        )
+    with pytest.raises(InvalidOptions, match="No node has room for 3 CPU"):
+        validate_user_options(
+            {"profile": "custom", "image": "tk-jupyter-scipy", "cpu": "3", "memory": "1Gi"}, ctx
+        )

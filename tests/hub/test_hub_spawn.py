@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.hub.kube_hub import CatalogServer, KubeHub
 from tests.hub.spawn_fixtures import CATALOG_ITEMS, GPU, POLICY
 
 POD = "jupyter-alice"
@@ -21,24 +21,15 @@ _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    api = SimulatedApiProcess(tmp_path_factory.mktemp("sim")).start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture(scope="module")
 def catalog():
-    server = CatalogServer(CATALOG_ITEMS)
-    yield server
-    server.stop()
+    with CatalogServer(CATALOG_ITEMS) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, sim, catalog):
-    hub = KubeHub(tmp_path_factory.mktemp("hub"), sim, catalog=catalog.url).start()
-    yield hub
-    hub.stop()
+    with KubeHub(tmp_path_factory.mktemp("hub"), sim, catalog=catalog.url) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

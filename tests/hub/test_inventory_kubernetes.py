@@ -36,14 +36,6 @@ def node(inventory, name):
 
 
 @pytest.fixture
-async def api():
-    server = SimulatedKubernetes(make_cluster("small"))
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 def kubeconfig(api, tmp_path):
     return str(api.write_kubeconfig(tmp_path / "kubeconfig"))
 

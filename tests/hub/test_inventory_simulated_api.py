@@ -15,18 +15,9 @@ import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.fakes.clusters import make_cluster, make_pod
-from tests.fakes.kubernetes import SimulatedKubernetes
+from tests.fakes.clusters import make_pod
 
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-
-
-@pytest.fixture
-async def api():
-    server = SimulatedKubernetes(make_cluster("small"))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

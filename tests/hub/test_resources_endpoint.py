@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
-from tests.hub.spawn_fixtures import CATALOG_ITEMS
+from tests.hub.kube_hub import KubeHub, kube_hub_with_catalog
 
 RESOURCES = "tk/resources"
 
@@ -35,27 +34,15 @@ def api_url(hub: KubeHub, path: str = RESOURCES) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    process = SimulatedApiProcess(tmp_path_factory.mktemp("cluster"), cluster="small").start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory, cluster):
-    catalog = CatalogServer(CATALOG_ITEMS)
-    server = KubeHub(
-        tmp_path_factory.mktemp("hub"),
-        cluster,
-        catalog=catalog.url,
-        extra_config=(
-            "c.KubernetesInventory.stale_after_seconds = 1.0\n"
-            "c.KubernetesInventory.backoff_max_seconds = 1.0\n"
-        ),
-    ).start()
-    yield server
-    server.stop()
-    catalog.stop()
+def hub(tmp_path_factory, sim):
+    quick_to_go_stale = (
+        "c.KubernetesInventory.stale_after_seconds = 1.0\n"
+        "c.KubernetesInventory.backoff_max_seconds = 1.0\n"
+    )
+    with kube_hub_with_catalog(
+        tmp_path_factory.mktemp("hub"), sim, extra_config=quick_to_go_stale
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -129,23 +116,23 @@ def test_api_token_of_a_user_is_accepted(hub, alice):
     assert wrong.status_code == 403
 
 
-def test_pod_added_and_deleted_shows_within_one_second(hub, alice, cluster):
+def test_pod_added_and_deleted_shows_within_one_second(hub, alice, sim):
     wait_for(lambda: synced(alice, hub), timeout=15)
     etag = alice.get(api_url(hub), timeout=10).headers["ETag"]
     pod = make_pod("extra", "ml", node="gpu-1", limits={"nvidia.com/gpu": "1"})
-    cluster.create_pod(pod)
+    sim.create_pod(pod)
     wait_for(lambda: free_gpus(alice, hub) == 0, timeout=1.0)
     changed = alice.get(api_url(hub), headers={"If-None-Match": etag}, timeout=10)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
-    cluster.delete_pod("extra", "ml")
+    sim.delete_pod("extra", "ml")
     wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0)
 
 
-def test_api_down_serves_the_last_snapshot_as_stale(hub, alice, cluster):
+def test_api_down_serves_the_last_snapshot_as_stale(hub, alice, sim):
     # Runs last in this module: it takes the simulated API away for good.
     before = wait_for(lambda: synced(alice, hub), timeout=15)["nodes"]
-    cluster.stop()
+    sim.stop()
 
     def stale_body():
         body = alice.get(api_url(hub), timeout=10).json()

@@ -7,8 +7,9 @@ import json
 import shutil
 
 import pytest
-from jupyter_server.auth.authorizer import AllowAllAuthorizer, Authorizer
+from jupyter_server.auth.authorizer import AllowAllAuthorizer
 
+from .contract import DenyJupyterTk
 from .test_examples_engine import IMAGE, V1, write_tree
 
 ENDPOINTS = [
@@ -16,19 +17,6 @@ ENDPOINTS = [
     ("POST", "jupyter-tk/api/examples/copy"),
     ("POST", "jupyter-tk/api/examples/reset"),
 ]
-
-
-class DenyJupyterTk(Authorizer):
-    """Allows everything except this extension's resource (to see auth_resource enforced)."""
-
-    def is_authorized(self, handler, user, action, resource):
-        return resource != "jupyter-tk"
-
-
-@pytest.fixture
-def jp_asyncio_loop(_function_scoped_runner):
-    """Serve on the loop pytest-asyncio runs these async tests on (asyncio_mode=auto)."""
-    return _function_scoped_runner.get_loop()
 
 
 @pytest.fixture
@@ -57,13 +45,9 @@ def authorizer():
 
 
 @pytest.fixture
-def jp_server_config(jp_root_dir, examples_source, sync_on_start, authorizer):
+def jp_server_config(jp_server_config, jp_root_dir, examples_source, sync_on_start, authorizer):
     return {
-        "ServerApp": {
-            "jpserver_extensions": {"jupyter_tk": True},
-            "allow_unauthenticated_access": False,
-            "authorizer_class": authorizer,
-        },
+        "ServerApp": {**jp_server_config["ServerApp"], "authorizer_class": authorizer},
         "ExamplesSync": {
             "source_dir": str(examples_source),
             "destination_dir": str(jp_root_dir / "examples"),
@@ -71,13 +55,6 @@ def jp_server_config(jp_root_dir, examples_source, sync_on_start, authorizer):
             "sync_on_start": sync_on_start,
         },
     }
-
-
-@pytest.fixture
-async def server(jp_serverapp):
-    # pytest-jupyter does not run the extensions' start hooks (where the start-up sync begins)
-    await jp_serverapp.extension_manager.start_all_extensions()
-    return jp_serverapp
 
 
 async def fetch_json(jp_fetch, method, path, body=None, **kwargs):

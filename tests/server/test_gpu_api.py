@@ -9,91 +9,24 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
-from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
-from tests.fakes.nvml import (
-    GIB,
-    FakeNvml,
-    fake_gpu,
-    fake_mig_gpu,
-    fake_uuid,
-    load_fake_nvml_in_process,
-)
+from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
 
-CONTRACT_KEYS = {"available", "reason", "driver_version", "cuda_driver_version", "timestamp"}
-DEVICE_KEYS = {
-    "index",
-    "uuid",
-    "name",
-    "mig",
-    "parent_uuid",
-    "utilization_gpu",
-    "utilization_memory",
-    "memory_used",
-    "memory_total",
-    "temperature",
-    "power_usage",
-    "power_limit",
-    "processes",
-    "error",
-}
-
-
-class DenyJupyterTk(Authorizer):
-    """Allows everything except this extension's resource (to see auth_resource enforced)."""
-
-    def is_authorized(self, handler, user, action, resource):
-        return resource != "jupyter-tk"
+from .contract import GPU_DEVICE_KEYS, GPU_RESPONSE_KEYS, DenyJupyterTk
+from .polling import wait_until
 
 
 @pytest.fixture
-def jp_asyncio_loop(_function_scoped_runner):
-    """Run pytest-jupyter's server on the loop pytest-asyncio runs these async tests on.
-
-    With asyncio_mode=auto, pytest-asyncio (not pytest-jupyter) runs async tests, on its own
-    loop; pytest-jupyter would otherwise start the HTTP server on a second loop nobody runs.
-    """
-    return _function_scoped_runner.get_loop()
-
-
-@pytest.fixture
-def fake_nvml(tmp_path, monkeypatch):
-    load_fake_nvml_in_process()
-    nvml = FakeNvml(tmp_path / "nvml")
-    nvml.set([fake_gpu(0), fake_mig_gpu(1, instances=2)])
-    monkeypatch.setenv("FAKE_NVML_CONFIG", str(nvml.config_path))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return nvml
+def fake_nvml_devices():
+    return [fake_gpu(0), fake_mig_gpu(1, instances=2)]
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config, fake_nvml):
     return {**jp_server_config, "GpuSampler": {"interval": 0.2, "retry_interval": 30.0}}
-
-
-@pytest.fixture
-async def server(jp_serverapp):
-    # What the server does once its IOLoop runs (pytest-jupyter does not run it): extensions'
-    # start hooks, which give the sampler the kernel manager and start NVML.
-    await jp_serverapp.extension_manager.start_all_extensions()
-    return jp_serverapp
-
-
-async def wait_until(condition, timeout=15.0):
-    """Poll ``condition`` (sync or async) until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def get_json(jp_fetch, *path):
@@ -105,14 +38,14 @@ async def get_json(jp_fetch, *path):
 
 async def test_gpus_follow_the_contract(server, jp_fetch, fake_nvml):
     data = await get_json(jp_fetch, "gpus")
-    assert set(data) >= CONTRACT_KEYS
+    assert set(data) >= GPU_RESPONSE_KEYS
     assert data["available"] is True and data["reason"] is None
     assert data["driver_version"] == "550.54.15"
     assert data["cuda_driver_version"] == "12.4"
     assert isinstance(data["timestamp"], float)
     assert [d["uuid"] for d in data["devices"]] == [fake_uuid(0), fake_uuid(1, 0), fake_uuid(1, 1)]
     for device in data["devices"]:
-        assert set(device) == DEVICE_KEYS
+        assert set(device) == GPU_DEVICE_KEYS
     # The server's IOLoop runs on this thread: NVML was called from the sampler thread only.
     assert fake_nvml.threads() and threading.get_native_id() not in fake_nvml.threads()
     gpu, mig, _ = data["devices"]
@@ -128,7 +61,7 @@ async def test_history_lists_recent_samples_per_device(server, jp_fetch):
         series = history["devices"].get(fake_uuid(0), {"timestamps": []})
         return history if len(series["timestamps"]) >= 3 else None
 
-    history = await wait_until(enough_history)
+    history = await wait_until(enough_history, timeout=15)
     series = history["devices"][fake_uuid(0)]
     assert history["interval"] == 0.2
     assert set(history["devices"]) == {fake_uuid(0), fake_uuid(1, 0), fake_uuid(1, 1)}
@@ -143,7 +76,7 @@ async def test_requests_without_a_valid_token_are_forbidden(
 ):
     sampler = server.web_app.settings["jupyter_tk_gpu"]
     # The start-up sample, then a pause: nobody has asked yet.
-    await wait_until(lambda: sampler.snapshot is not None and sampler.paused)
+    await wait_until(lambda: sampler.snapshot is not None and sampler.paused, timeout=15)
     calls = fake_nvml.calls()
     with pytest.raises(HTTPClientError) as failure:
         await jp_fetch("jupyter-tk", "api", *path, headers={"Authorization": authorization})
@@ -229,7 +162,7 @@ async def test_processes_of_this_servers_kernels_carry_the_kernel_id(fake_nvml, 
             processes = {p["pid"]: p for p in data["devices"][0]["processes"]}
             return processes if kernel_pid in processes else None
 
-        processes = await wait_until(processes_listed)
+        processes = await wait_until(processes_listed, timeout=15)
         assert processes[kernel_pid] == {
             "pid": kernel_pid,
             "used_memory": 2 * GIB,

@@ -3,17 +3,18 @@
 import pynvml
 import pytest
 
-from tests.fakes.nvml import FakeNvml, fake_gpu, load_fake_nvml_in_process
+from tests.fakes.nvml import fake_gpu
 
 
 @pytest.fixture
-def nvml(tmp_path, monkeypatch):
-    load_fake_nvml_in_process()
-    fake = FakeNvml(tmp_path / "nvml")
-    fake.set([fake_gpu(0)])
-    monkeypatch.setenv("FAKE_NVML_CONFIG", str(fake.config_path))
+def fake_nvml_devices():
+    return [fake_gpu(0)]
+
+
+@pytest.fixture
+def nvml(fake_nvml):
     pynvml.nvmlInit()
-    yield fake
+    yield fake_nvml
     pynvml.nvmlShutdown()
 
 

@@ -14,41 +14,10 @@ import time
 import pytest
 
 from jupyter_tk.server.gpu import THREAD_NAME, GpuSampler
-from tests.fakes.nvml import (
-    GIB,
-    FakeNvml,
-    fake_gpu,
-    fake_mig_gpu,
-    fake_uuid,
-    load_fake_nvml_in_process,
-)
+from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
 
-CONTRACT_DEVICE_KEYS = {
-    "index",
-    "uuid",
-    "name",
-    "mig",
-    "parent_uuid",
-    "utilization_gpu",
-    "utilization_memory",
-    "memory_used",
-    "memory_total",
-    "temperature",
-    "power_usage",
-    "power_limit",
-    "processes",
-    "error",
-}
-
-
-@pytest.fixture
-def fake_nvml(tmp_path, monkeypatch):
-    load_fake_nvml_in_process()
-    nvml = FakeNvml(tmp_path / "nvml")
-    nvml.set([fake_gpu(0), fake_gpu(1)])
-    monkeypatch.setenv("FAKE_NVML_CONFIG", str(nvml.config_path))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return nvml
+from .contract import GPU_DEVICE_KEYS
+from .polling import wait_until
 
 
 @pytest.fixture
@@ -64,19 +33,6 @@ async def make_sampler():
     yield make
     for sampler in samplers:
         await sampler.close()
-
-
-async def wait_until(condition, timeout=10.0):
-    """Poll ``condition`` (sync or async) until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def devices_when(sampler, predicate):
@@ -110,7 +66,7 @@ async def test_several_gpus_report_every_field(fake_nvml, make_sampler):
     assert json.loads(snapshot.body) == data
     assert [device["uuid"] for device in data["devices"]] == [fake_uuid(i) for i in range(3)]
     for device in data["devices"]:
-        assert set(device) == CONTRACT_DEVICE_KEYS
+        assert set(device) == GPU_DEVICE_KEYS
     first, second, third = data["devices"]
     assert first == {
         "index": 0,

@@ -10,6 +10,7 @@ version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any, TypeVar
@@ -49,6 +50,8 @@ class Inventory(LoggingConfigurable):
         self._memo_nodes_json = b"[]"
         # id(row) -> (row, its JSON): rows a subclass hands back unchanged are not re-encoded.
         self._row_json: dict[int, tuple[dict, bytes]] = {}
+        # What a subclass runs to keep its cache up to date; `_stop_task` ends it.
+        self._task: asyncio.Task | None = None
 
     # -- implemented by subclasses -------------------------------------------------------------
 
@@ -84,6 +87,14 @@ class Inventory(LoggingConfigurable):
         if self._live:
             self._live = False
             self._lost_since = time.time() if since is None else since
+
+    async def _stop_task(self) -> None:
+        """Cancel the background task (if any) and wait until it has ended."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     # -- read side -----------------------------------------------------------------------------
 

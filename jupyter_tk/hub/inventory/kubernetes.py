@@ -10,7 +10,6 @@ namespaces (see `share/kubernetes/rbac.yaml`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -169,7 +168,6 @@ class KubernetesInventory(Inventory):
         self._node_rows: dict[str, dict] = {}
         self._dirty_nodes: set[str] = set()
         self._live_parts = {"nodes": False, "pods": False}
-        self._task: asyncio.Task | None = None
         self._api_client: client.ApiClient | None = None
         self.watches: dict[str, ListWatch] = {}
 
@@ -182,11 +180,7 @@ class KubernetesInventory(Inventory):
 
     async def stop(self) -> None:
         """Stop watching and close the API client; the last snapshot stays readable."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop_task()
         if self._api_client is not None:
             await self._api_client.close()
             self._api_client = None

@@ -12,7 +12,6 @@ per-device use, whether memory limits are enforced, and why there are no GPUs wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -102,7 +101,6 @@ class LocalInventory(Inventory):
         self._reader = NvmlReader()
         # One thread: NVML is used from one thread only, and never from the event loop.
         self._executor: ThreadPoolExecutor | None = None
-        self._task: asyncio.Task | None = None
         self._cgroups = MemoryCgroups(parent=self, log=self.log)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -115,11 +113,7 @@ class LocalInventory(Inventory):
         self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop_task()
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._reader.close)
             self._executor.shutdown(wait=False)

@@ -400,6 +400,17 @@ static nvmlReturn_t check_device(nvmlDevice_t d, unsigned needs) {
         if (!(p)) return leave(NVML_ERROR_INVALID_ARGUMENT);                                       \
     } while (0)
 
+/* Defines the NVML query `fn`, which answers one unsigned field of the device: the shape most
+ * device queries share (a NOT_SUPPORTED bit in `needs`, a null pointer refused). */
+#define UNSIGNED_DEVICE_QUERY(fn, needs, member)                                                   \
+    EXPORT nvmlReturn_t fn(nvmlDevice_t device, unsigned *value) {                                 \
+        ENTER(fn);                                                                                 \
+        CHECK(device, needs);                                                                      \
+        NEED_POINTER(value);                                                                       \
+        *value = device->member;                                                                   \
+        return leave(NVML_SUCCESS);                                                                \
+    }
+
 static nvmlReturn_t copy_text(char *out, unsigned length, const char *text) {
     if (!out) return NVML_ERROR_INVALID_ARGUMENT;
     if (strlen(text) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
@@ -685,33 +696,15 @@ EXPORT nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t device, nvmlTemperatu
 #endif
 
 #ifndef OMIT_nvmlDeviceGetPowerUsage
-EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *milliwatts) {
-    ENTER(nvmlDeviceGetPowerUsage);
-    CHECK(device, UNS_POWER_USAGE);
-    NEED_POINTER(milliwatts);
-    *milliwatts = device->power_usage_mw;
-    return leave(NVML_SUCCESS);
-}
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetPowerUsage, UNS_POWER_USAGE, power_usage_mw)
 #endif
 
 #ifndef OMIT_nvmlDeviceGetEnforcedPowerLimit
-EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned *milliwatts) {
-    ENTER(nvmlDeviceGetEnforcedPowerLimit);
-    CHECK(device, UNS_POWER_LIMIT);
-    NEED_POINTER(milliwatts);
-    *milliwatts = device->power_limit_mw;
-    return leave(NVML_SUCCESS);
-}
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetEnforcedPowerLimit, UNS_POWER_LIMIT, power_limit_mw)
 #endif
 
 #ifndef OMIT_nvmlDeviceGetPowerManagementLimit
-EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned *milliwatts) {
-    ENTER(nvmlDeviceGetPowerManagementLimit);
-    CHECK(device, UNS_POWER_LIMIT);
-    NEED_POINTER(milliwatts);
-    *milliwatts = device->power_limit_mw;
-    return leave(NVML_SUCCESS);
-}
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetPowerManagementLimit, UNS_POWER_LIMIT, power_limit_mw)
 #endif
 
 /* The two-call protocol of the running-process queries: a size probe, then the copy. */
@@ -844,23 +837,11 @@ EXPORT nvmlReturn_t nvmlDeviceGetNvLinkVersion(nvmlDevice_t device, unsigned lin
 #endif
 
 #ifndef OMIT_nvmlDeviceGetMaxPcieLinkGeneration
-EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device, unsigned *generation) {
-    ENTER(nvmlDeviceGetMaxPcieLinkGeneration);
-    CHECK(device, UNS_PCIE);
-    NEED_POINTER(generation);
-    *generation = device->pcie_generation;
-    return leave(NVML_SUCCESS);
-}
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetMaxPcieLinkGeneration, UNS_PCIE, pcie_generation)
 #endif
 
 #ifndef OMIT_nvmlDeviceGetMaxPcieLinkWidth
-EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned *width) {
-    ENTER(nvmlDeviceGetMaxPcieLinkWidth);
-    CHECK(device, UNS_PCIE);
-    NEED_POINTER(width);
-    *width = device->pcie_width;
-    return leave(NVML_SUCCESS);
-}
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetMaxPcieLinkWidth, UNS_PCIE, pcie_width)
 #endif
 
 #ifndef OMIT_nvmlDeviceGetPcieThroughput

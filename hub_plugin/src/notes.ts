@@ -1,0 +1,81 @@
+/**
+ * What the form says about nodes beyond their free amounts: advisory memory and live GPU use,
+ * from additive snapshot fields only some inventories fill in (the local one). Nodes without
+ * them (Kubernetes) add nothing; there `devices` is a number, the GPUs behind the resource. Mirrors `jupyter_tk/hub/node_notes.py`: keep the two in step.
+ */
+import type { GpuDevice, GpuInfo, NodeInfo } from './types.ts';
+import { formatBytes } from './units.ts';
+
+const DEFAULT_MEMORY_NOTE = 'Memory limits are advisory on this node: a server may use more.';
+
+/** True when the node says it does not enforce memory limits (absent means it does). */
+export function memoryAdvisory(node: NodeInfo): boolean {
+  return node.memory_enforced === false;
+}
+
+function unique(texts: string[]): string[] {
+  return [...new Set(texts)];
+}
+
+/** The distinct notes of `nodes` that do not enforce memory limits, in node order; with
+ *  several different ones each is prefixed by its node's name. */
+export function memoryNotes(nodes: NodeInfo[]): string[] {
+  const noted = nodes
+    .filter(memoryAdvisory)
+    .map(node => [node.name, node.memory_note || DEFAULT_MEMORY_NOTE] as const);
+  const texts = unique(noted.map(([, note]) => note));
+  return texts.length <= 1 ? texts : unique(noted.map(([name, note]) => `${name}: ${note}`));
+}
+
+function deviceText(device: GpuDevice, name: string): string {
+  if (device.error) {
+    return `${name}: unavailable (${device.error})`;
+  }
+  const holders = device.taken_by || [];
+  const parts = [holders.length ? `in use by ${holders.join(', ')}` : 'free'];
+  if (device.utilization_gpu !== null && device.utilization_gpu !== undefined) {
+    parts.push(`${device.utilization_gpu}% busy`);
+  }
+  if (device.memory_used !== null && device.memory_used !== undefined && device.memory_total) {
+    parts.push(`${formatBytes(device.memory_used)} of ${formatBytes(device.memory_total)} used`);
+  }
+  return `${name}: ${parts.join(', ')}`;
+}
+
+/** "GPU 0", "GPU 1"; MIG instances (which share their parent's index) "GPU 2 slice 1". */
+function deviceNames(devices: GpuDevice[]): string[] {
+  const slices = new Map<string, number>();
+  return devices.map(device => {
+    let name = `GPU ${device.index ?? '?'}`;
+    if (device.parent_uuid) {
+      const slice = (slices.get(device.parent_uuid) ?? 0) + 1;
+      slices.set(device.parent_uuid, slice);
+      name += ` slice ${slice}`;
+    }
+    return name;
+  });
+}
+
+export interface GpuUseLine {
+  resource: string;
+  text: string;
+}
+
+/** Per node and GPU kind with live per-device use: "nvidia.com/gpu — GPU 0: free, 3% busy,
+ *  1 GiB of 80 GiB used; GPU 1: in use by alice, …" (the node's name first when several). */
+export function gpuUseLines(nodes: NodeInfo[]): GpuUseLine[] {
+  const withDevices = nodes.flatMap(node =>
+    (node.gpus || [])
+      // Only a list is per-device use; the Kubernetes inventory's `devices` is a count.
+      .filter(gpu => Array.isArray(gpu.devices) && gpu.devices.length)
+      .map(gpu => ({ node, gpu: gpu as GpuInfo & { devices: GpuDevice[] } }))
+  );
+  const severalNodes = new Set(withDevices.map(({ node }) => node)).size > 1;
+  return withDevices.map(({ node, gpu }) => {
+    const devices = gpu.devices;
+    const names = deviceNames(devices);
+    const described = devices.map((device, i) => deviceText(device, names[i]));
+    const where = severalNodes ? `${node.name} · ` : '';
+    return { resource: gpu.resource, text: `${where}${gpu.resource} — ${described.join('; ')}` };
+  });
+}

@@ -1,0 +1,98 @@
+"""What the form says about nodes beyond their free amounts: advisory memory and live GPU use.
+
+Both come from additive fields of the resources snapshot that only some inventories fill in
+(the local one: ``memory_enforced`` / ``memory_note`` on the node, a ``devices`` list on each GPU
+kind; the Kubernetes inventory's ``devices`` is a number, the GPUs behind the resource).
+A node without them (every Kubernetes node) adds nothing. The front end mirrors this file in
+``hub_plugin/src/notes.ts``: keep the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from .units import format_bytes
+
+__all__ = ["gpu_use_lines", "memory_advisory", "memory_notes"]
+
+_DEFAULT_MEMORY_NOTE = "Memory limits are advisory on this node: a server may use more."
+
+
+def memory_advisory(node: Mapping) -> bool:
+    """True when the node says it does not enforce memory limits (absent means it does)."""
+    return node.get("memory_enforced") is False
+
+
+def memory_notes(nodes: Iterable[Mapping]) -> list[str]:
+    """The distinct notes of ``nodes`` that do not enforce memory limits, in node order.
+
+    With several nodes saying different things, each note is prefixed by the node's name.
+    """
+    noted = [
+        (str(node.get("name", "")), node.get("memory_note") or _DEFAULT_MEMORY_NOTE)
+        for node in nodes
+        if memory_advisory(node)
+    ]
+    texts = list(dict.fromkeys(note for _, note in noted))
+    if len(texts) <= 1:
+        return texts
+    return list(dict.fromkeys(f"{name}: {note}" for name, note in noted))
+
+
+def _device_text(device: Mapping, name: str) -> str:
+    if device.get("error"):
+        return f"{name}: unavailable ({device['error']})"
+    holders = [str(holder) for holder in device.get("taken_by") or ()]
+    parts = [f"in use by {', '.join(holders)}" if holders else "free"]
+    if device.get("utilization_gpu") is not None:
+        parts.append(f"{device['utilization_gpu']}% busy")
+    used, total = device.get("memory_used"), device.get("memory_total")
+    if used is not None and total:
+        parts.append(f"{format_bytes(used)} of {format_bytes(total)} used")
+    return f"{name}: {', '.join(parts)}"
+
+
+def _device_names(devices: Sequence[Mapping]) -> list[str]:
+    """``GPU 0``, ``GPU 1``; MIG instances (which share their parent's index) ``GPU 2 slice 1``."""
+    names = []
+    slices: dict[str, int] = {}
+    for device in devices:
+        name = f"GPU {device.get('index', '?')}"
+        parent = device.get("parent_uuid")
+        if parent:
+            slices[parent] = slices.get(parent, 0) + 1
+            name += f" slice {slices[parent]}"
+        names.append(name)
+    return names
+
+
+def gpu_use_lines(nodes: Sequence[Mapping]) -> list[dict]:
+    """Per node and GPU kind with live per-device use: ``{"resource", "text"}``.
+
+    ``text`` reads ``"nvidia.com/gpu — GPU 0: free, 3% busy, 1 GiB of 80 GiB used; GPU 1: in
+    use by alice, …"``; with several such nodes the node's name comes first. Words, not colour,
+    say which GPU is taken.
+    """
+    # Only a list is per-device use; the Kubernetes inventory's `devices` is a count (GFD label).
+    with_devices = [
+        (node, gpu)
+        for node in nodes
+        for gpu in node.get("gpus") or ()
+        if isinstance(gpu.get("devices"), list) and gpu["devices"]
+    ]
+    several_nodes = len({id(node) for node, _ in with_devices}) > 1
+    lines = []
+    for node, gpu in with_devices:
+        devices = list(gpu["devices"])
+        described = [
+            _device_text(device, name)
+            for device, name in zip(devices, _device_names(devices), strict=True)
+        ]
+        where = f"{node.get('name')} · " if several_nodes else ""
+        lines.append(
+            {
+                "resource": gpu["resource"],
+                "text": f"{where}{gpu['resource']} — {'; '.join(described)}",
+            }
+        )
+    return lines
