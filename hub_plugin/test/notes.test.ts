@@ -87,7 +87,7 @@ describe('gpuUseLines', () => {
 
   it('adds nothing for Kubernetes nodes and names the node when several have devices', () => {
     assert.deepEqual(gpuUseLines([node('gpu-1', 16, 64, { gpus: [a100(1)] })]), []);
-    // There `devices` is at most the number of GPUs behind the resource (GFD's count label).
+    // Kubernetes kinds carry `physical_count` (GFD), never a `devices` list; a non-list is ignored.
     const counted = [
       { ...a100(1), devices: 4 },
       { ...a100(1), devices: null }

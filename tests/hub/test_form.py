@@ -343,11 +343,11 @@ def test_nodes_that_enforce_memory_show_no_note(snapshot):
 
 
 def test_kubernetes_nodes_show_no_per_gpu_use():
-    # Kubernetes GPU kinds have at most a count of `devices` (from GPU feature discovery), no
-    # live use: the list stays empty (and hidden by the style).
+    # Kubernetes GPU kinds carry at most a physical count (from GPU feature discovery), no
+    # live use; a `devices` value that is not a list is ignored too: the list stays empty.
     snapshot = lab_snapshot()
-    snapshot["nodes"][1]["gpus"][0]["devices"] = 4
-    snapshot["nodes"][2]["gpus"][0]["devices"] = None
+    snapshot["nodes"][1]["gpus"][0]["physical_count"] = 4
+    snapshot["nodes"][2]["gpus"][0]["devices"] = 4
     html = render(ctx=context(snapshot=snapshot))
     assert '<ul class="jp-tk-gpu-use" id="jp-tk-gpu-use"' in html
     assert element_text(html, "jp-tk-gpu-use") == ""

@@ -23,7 +23,7 @@ def test_whole_gpus_from_gfd_labels():
         "free": 1,
         "shared": False,
         "mig_profile": None,
-        "devices": 4,
+        "physical_count": 4,
     }
 
 
@@ -31,7 +31,7 @@ def test_every_label_is_optional():
     gpu = _one({}, {"nvidia.com/gpu": 2})
     assert gpu["product"] is None
     assert gpu["memory_mib"] is None
-    assert gpu["devices"] is None
+    assert gpu["physical_count"] is None
     assert gpu["shared"] is False
     assert (gpu["count"], gpu["free"]) == (2, 2)
 
@@ -88,7 +88,7 @@ def test_time_sliced_and_mps_gpus_are_shared(labels, resource):
 def test_shared_product_loses_its_suffix():
     gpu = _one(gfd_labels("Tesla-T4", 15360, 1, replicas=4), {"nvidia.com/gpu": 4})
     assert gpu["product"] == "Tesla-T4"
-    assert gpu["devices"] == 1
+    assert gpu["physical_count"] == 1
 
 
 @pytest.mark.parametrize(

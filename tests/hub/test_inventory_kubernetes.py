@@ -84,7 +84,7 @@ async def test_small_cluster_matches_a_hand_computation(inventory):
             "free": 1,
             "shared": False,
             "mig_profile": None,
-            "devices": 2,
+            "physical_count": 2,
         }
     ]
     assert gpu1["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]

@@ -78,7 +78,7 @@ def _nvidia_gpu(resource: str, match: re.Match, labels: Mapping[str, str]) -> di
         "shared": shared,
         "mig_profile": profile,
         # Additive: physical GPUs (or MIG instances) behind the resource, from GFD's count label.
-        "devices": _label_int(labels, base + "count"),
+        "physical_count": _label_int(labels, base + "count"),
     }
 
 
@@ -109,7 +109,7 @@ def describe_gpus(
                 "memory_mib": None,
                 "shared": False,
                 "mig_profile": None,
-                "devices": None,
+                "physical_count": None,
             }
         else:
             continue
