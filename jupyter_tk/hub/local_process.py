@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from tornado.web import HTTPError
 from traitlets import Bool, Dict, List, Unicode, default
 
 from .inventory import get_inventory
 from .inventory.local import AllocationError, LocalAllocation, LocalInventory
 from .inventory.model import parse_quantity
+from .validation import InvalidOptions
 
 __all__ = ["LocalRequest", "LocalResourceSpawner", "SpawnRefused", "shipped_examples_dir"]
 
@@ -57,20 +57,15 @@ class LocalRequest:
     profile: str = ""
 
 
-class SpawnRefused(HTTPError):
-    """This machine cannot start the server as asked; the hub shows the message to the user.
+class SpawnRefused(InvalidOptions):
+    """This machine cannot start the server as asked (HTTP 409); the hub shows the message.
 
-    An HTTPError so that JupyterHub passes the message through (a quick failure is answered on
-    the spawn page itself) rather than a bare "Unhandled error".
+    Shown like a refused form (a quick failure is answered on the spawn page itself) rather
+    than a bare "Unhandled error".
     """
 
     def __init__(self, message: str, status_code: int = 409) -> None:
-        super().__init__(status_code, "%s", message)
-        self.message = message
-        self.jupyterhub_message = message
-
-    def __str__(self) -> str:
-        return self.message
+        super().__init__(message, status_code)
 
 
 def shipped_examples_dir() -> str:
