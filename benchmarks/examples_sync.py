@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nbgitpuller.pull import GitPuller
 
-from jupyter_tk.server.examples import ExamplesSync
+from jupyter_tk.server.examples.sync import ExamplesSync
 
 IMAGE = "tk-jupyter-ml-gpu"
 CATEGORIES = ("common", "ml-gpu")

@@ -86,7 +86,7 @@ def snapshot_costs(gpu_count, delays_us, repeats, folder):
     os.environ["FAKE_NVML_CONFIG"] = str(config_path)
     load_fake_nvml_in_process()
 
-    from jupyter_tk.server.gpu_nvml import NvmlReader
+    from jupyter_tk.server.gpu.nvml import NvmlReader
 
     reader = NvmlReader(log=logging.getLogger("benchmark"))
     reader.open()

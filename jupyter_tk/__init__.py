@@ -1,6 +1,6 @@
 """jupyter-tk: GPU-flexible JupyterHub and JupyterLab."""
 
-from ._version import __version__
+from jupyter_tk._version import __version__
 
 
 def _jupyter_labextension_paths():
@@ -8,7 +8,7 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    from .server.extension import JupyterTkExtension
+    from jupyter_tk.server.extension import JupyterTkExtension
 
     return [{"module": "jupyter_tk.server.extension", "app": JupyterTkExtension}]
 

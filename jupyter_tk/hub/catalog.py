@@ -26,8 +26,8 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .catalog_source import CatalogLoadError, describe_source, read_catalog_source
-from .image_reference import parse_image_reference
+from jupyter_tk.hub.catalog_source import CatalogLoadError, describe_source, read_catalog_source
+from jupyter_tk.hub.image_reference import parse_image_reference
 
 __all__ = ["CatalogError", "CatalogImage", "CatalogState", "ImageCatalog", "parse_catalog"]
 

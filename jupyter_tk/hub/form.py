@@ -22,8 +22,8 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
-from .policy_document import CUSTOM_PROFILE
-from .validation import InvalidOptions
+from jupyter_tk.hub.policy_document import CUSTOM_PROFILE
+from jupyter_tk.hub.validation import InvalidOptions
 
 __all__ = [
     "FORM_FIELDS",

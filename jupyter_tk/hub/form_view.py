@@ -13,9 +13,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .inventory.model import parse_quantity
-from .node_notes import gpu_use_lines, memory_advisory, memory_notes
-from .placement import (
+from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.node_notes import gpu_use_lines, memory_advisory, memory_notes
+from jupyter_tk.hub.placement import (
     GpuKind,
     ResourceRequest,
     fit_checker,
@@ -23,9 +23,9 @@ from .placement import (
     largest_request,
     why_nothing_fits,
 )
-from .policy_document import CUSTOM_PROFILE, PolicyRule
-from .units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
-from .validation import SpawnLimits, ValidationContext
+from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
+from jupyter_tk.hub.units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
+from jupyter_tk.hub.validation import SpawnLimits, ValidationContext
 
 __all__ = ["build_form_view", "custom_limits_text", "describe_request", "node_label"]
 

@@ -8,7 +8,7 @@ import secrets
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
-from .inventory import Inventory, get_inventory
+from jupyter_tk.hub.inventory import Inventory, get_inventory
 
 __all__ = ["ResourcesHandler", "tk_extra_handlers"]
 

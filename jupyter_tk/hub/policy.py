@@ -30,8 +30,8 @@ from typing import Any
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .image_reference import ImageReference, parse_image_reference
-from .policy_document import (
+from jupyter_tk.hub.image_reference import ImageReference, parse_image_reference
+from jupyter_tk.hub.policy_document import (
     CUSTOM_PROFILE,
     CustomImages,
     PolicyDocument,

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from .image_reference import ImageReference, normalize_registry, parse_image_reference
-from .inventory.model import parse_quantity
+from jupyter_tk.hub.image_reference import ImageReference, normalize_registry, parse_image_reference
+from jupyter_tk.hub.inventory.model import parse_quantity
 
 __all__ = [
     "CUSTOM_PROFILE",

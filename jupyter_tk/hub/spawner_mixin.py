@@ -18,8 +18,8 @@ from tornado.web import HTTPError
 from traitlets import Float, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .catalog import CatalogError, ImageCatalog
-from .form import (
+from jupyter_tk.hub.catalog import CatalogError, ImageCatalog
+from jupyter_tk.hub.form import (
     FORM_FIELDS,
     FORM_TEMPLATE,
     UNAVAILABLE_TEMPLATE,
@@ -28,11 +28,11 @@ from .form import (
     render_template,
     submitted_choice,
 )
-from .form_view import build_form_view
-from .inventory import Inventory, get_inventory
-from .inventory.model import parse_quantity
-from .policy import Policy
-from .validation import (
+from jupyter_tk.hub.form_view import build_form_view
+from jupyter_tk.hub.inventory import Inventory, get_inventory
+from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.policy import Policy
+from jupyter_tk.hub.validation import (
     InvalidOptions,
     SpawnLimits,
     SpawnNotAllowed,
@@ -80,7 +80,7 @@ class TkSpawnerMixin(LoggingConfigurable):
         help="""The inventory (live free resources) the form shows and validation checks.
 
         One instance per hub process, shared with `/hub/api/tk/resources`. Each spawner sets
-        its own default. Example: jupyter_tk.hub.inventory.kubernetes.KubernetesInventory
+        its own default. Example: jupyter_tk.hub.kubernetes.inventory.KubernetesInventory
         """,
     )
 

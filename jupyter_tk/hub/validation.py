@@ -20,11 +20,16 @@ from typing import Any
 
 from tornado.web import HTTPError
 
-from .image_reference import parse_image_reference
-from .inventory.model import parse_quantity
-from .placement import ResourceRequest, fit_checker, node_unfit_reason, why_nothing_fits
-from .policy_document import CUSTOM_PROFILE, PolicyRule
-from .units import format_bytes, format_cores, format_memory_quantity
+from jupyter_tk.hub.image_reference import parse_image_reference
+from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.placement import (
+    ResourceRequest,
+    fit_checker,
+    node_unfit_reason,
+    why_nothing_fits,
+)
+from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
+from jupyter_tk.hub.units import format_bytes, format_cores, format_memory_quantity
 
 __all__ = [
     "CUSTOM_PROFILE",

@@ -2,9 +2,9 @@
 
 from jupyter_server.extension.application import ExtensionApp
 
-from .examples import ExamplesSync
-from .gpu import GpuSampler
-from .handlers import setup_route_handlers
+from jupyter_tk.server.examples.sync import ExamplesSync
+from jupyter_tk.server.gpu.sampler import GpuSampler
+from jupyter_tk.server.handlers import setup_route_handlers
 
 
 class JupyterTkExtension(ExtensionApp):

@@ -7,7 +7,11 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from .examples import ExamplesRequestError, ExamplesUnavailableError, read_request
+from jupyter_tk.server.examples.sync import (
+    ExamplesRequestError,
+    ExamplesUnavailableError,
+    read_request,
+)
 
 NAMESPACE = "jupyter-tk"
 AUTH_RESOURCE = "jupyter-tk"

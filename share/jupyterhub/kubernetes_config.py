@@ -31,7 +31,7 @@ Environment (all optional):
 import os
 
 from jupyter_tk.hub.handlers import tk_extra_handlers
-from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
+from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
 
 c = get_config()  # provided by JupyterHub when it loads this file
 

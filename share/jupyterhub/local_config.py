@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 
 from jupyter_tk.hub.handlers import tk_extra_handlers
-from jupyter_tk.hub.inventory.local import LocalInventory
+from jupyter_tk.hub.local.inventory import LocalInventory
 
 c = get_config()  # provided by JupyterHub when it loads this file
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jupyter_tk.hub.inventory.gpus import describe_gpus, is_gpu_resource
+from jupyter_tk.hub.kubernetes.gpus import describe_gpus, is_gpu_resource
 from tests.fakes.clusters import gfd_labels
 
 

@@ -11,7 +11,7 @@ import pytest
 from traitlets.config import Config
 
 from jupyter_tk.hub.inventory import get_inventory
-from jupyter_tk.hub.inventory.kubernetes import KubernetesInventory
+from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
 from tests.fakes.clusters import gfd_labels, make_cluster, make_node, make_pod
 from tests.fakes.kubernetes import SimulatedKubernetes
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from jupyter_tk.hub.cgroups import MemoryCgroups
+from jupyter_tk.hub.local.cgroups import MemoryCgroups
 
 MIB = 2**20
 

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from traitlets import TraitError
 
-from jupyter_tk.hub.inventory.local import AllocationError, LocalAllocation, LocalInventory
+from jupyter_tk.hub.local.inventory import AllocationError, LocalAllocation, LocalInventory
 from tests.fakes.nvml import (
     GIB,
     fake_config,

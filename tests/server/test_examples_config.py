@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from jupyter_tk.server.examples import ExamplesSync, ExamplesUnavailableError, repository_name
+from jupyter_tk.server.examples.sync import ExamplesSync, ExamplesUnavailableError, repository_name
 
 from .test_examples_engine import make_sync, write_tree
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_tk.server.examples import (
+from jupyter_tk.server.examples.fs import TEMP_NAME
+from jupyter_tk.server.examples.sync import (
     ExamplesRequestError,
     ExamplesSync,
     ExamplesUnavailableError,
 )
-from jupyter_tk.server.examples_fs import TEMP_NAME
 
 IMAGE = "tk-jupyter-ml-gpu"
 V1, V2, MINE = b'{"cells": "v1"}', b'{"cells": "v2 from upstream"}', b'{"cells": "my edit"}'

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_tk.server.examples import (
-    ExamplesRequestError,
-    ExamplesUnavailableError,
-)
-from jupyter_tk.server.examples_fs import (
+from jupyter_tk.server.examples.fs import (
     UnsafePathError,
     move_aside,
     open_regular,
     open_root,
     open_subdir,
+)
+from jupyter_tk.server.examples.sync import (
+    ExamplesRequestError,
+    ExamplesUnavailableError,
 )
 
 from .test_examples_engine import (

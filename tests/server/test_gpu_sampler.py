@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from jupyter_tk.server.gpu import THREAD_NAME, GpuSampler
+from jupyter_tk.server.gpu.sampler import THREAD_NAME, GpuSampler
 from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
 
 from .contract import GPU_DEVICE_KEYS

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import psutil
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
-from ..cgroups import MemoryCgroups
-from . import Inventory
-from .local_gpus import GpuDevice, GpuReading, NvmlReader
-from .local_ledger import AllocationError, AllocationLedger, LocalAllocation
-from .model import parse_quantity
+from jupyter_tk.hub.inventory import Inventory
+from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.local.cgroups import MemoryCgroups
+from jupyter_tk.hub.local.gpus import GpuDevice, GpuReading, NvmlReader
+from jupyter_tk.hub.local.ledger import AllocationError, AllocationLedger, LocalAllocation
 
 __all__ = ["AllocationError", "LocalAllocation", "LocalInventory"]
 

@@ -18,10 +18,16 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from traitlets import Float, Int, List, Unicode, default
 
-from . import Inventory
-from .gpus import GPU_LABEL_PREFIXES, describe_gpus
-from .listwatch import ListWatch, ListWatchTiming
-from .model import add_into, from_storage, parse_quantity, pod_storage_requests, to_storage
+from jupyter_tk.hub.inventory import Inventory
+from jupyter_tk.hub.inventory.model import (
+    add_into,
+    from_storage,
+    parse_quantity,
+    pod_storage_requests,
+    to_storage,
+)
+from jupyter_tk.hub.kubernetes.gpus import GPU_LABEL_PREFIXES, describe_gpus
+from jupyter_tk.hub.kubernetes.listwatch import ListWatch, ListWatchTiming
 
 __all__ = ["KubernetesInventory", "NodeState"]
 

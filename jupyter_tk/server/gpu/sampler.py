@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from traitlets import Bool, Float, Unicode, default, observe, validate
 from traitlets.config import LoggingConfigurable
 
-from .gpu_history import MIN_INTERVAL_SECONDS, GpuHistory
-from .gpu_kernels import KernelProcesses
-from .gpu_nvml import NvmlReader, NvmlUnavailable
+from jupyter_tk.server.gpu.history import MIN_INTERVAL_SECONDS, GpuHistory
+from jupyter_tk.server.gpu.kernels import KernelProcesses
+from jupyter_tk.server.gpu.nvml import NvmlReader, NvmlUnavailable
 
 THREAD_NAME = "jupyter-tk-gpu-sampler"
 # How long close() waits for the thread to finish a sample in progress.

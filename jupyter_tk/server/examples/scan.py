@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .examples_fs import (
+from jupyter_tk.server.examples.fs import (
     TEMP_NAME,
     Fingerprint,
     UnsafePathError,
@@ -26,7 +26,7 @@ from .examples_fs import (
     lstat_at,
     open_subdir,
 )
-from .examples_manifest import CopyRecord, Manifest, SourceRecord
+from jupyter_tk.server.examples.manifest import CopyRecord, Manifest, SourceRecord
 
 NEW = "new"
 UNCHANGED = "unchanged"

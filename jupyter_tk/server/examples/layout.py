@@ -9,9 +9,9 @@ import re
 import stat
 from dataclasses import dataclass
 
-from .examples_fs import lstat_at, open_root
-from .examples_request import ExamplesUnavailableError
-from .examples_scan import open_dest_folder
+from jupyter_tk.server.examples.fs import lstat_at, open_root
+from jupyter_tk.server.examples.request import ExamplesUnavailableError
+from jupyter_tk.server.examples.scan import open_dest_folder
 
 # Image and category names become folder names: one plain path component each.
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -2,7 +2,7 @@
 
 Plain bookkeeping, no I/O: :class:`AllocationLedger` decides whether a request fits next to the
 reservations already made, and which cores and which GPUs (by UUID) it gets. The
-:class:`~jupyter_tk.hub.inventory.local.LocalInventory` owns one ledger and calls it from the
+:class:`~jupyter_tk.hub.local.inventory.LocalInventory` owns one ledger and calls it from the
 event loop thread only, which makes every reservation atomic.
 """
 
@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .local_gpus import GpuDevice
+from jupyter_tk.hub.local.gpus import GpuDevice
 
 __all__ = ["AllocationError", "AllocationLedger", "LocalAllocation"]
 

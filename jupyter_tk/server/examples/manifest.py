@@ -15,7 +15,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .examples_fs import Fingerprint, UnsafePathError, lstat_at, open_regular, write_atomically
+from jupyter_tk.server.examples.fs import (
+    Fingerprint,
+    UnsafePathError,
+    lstat_at,
+    open_regular,
+    write_atomically,
+)
 
 MANIFEST_NAME = ".jupyter-tk-manifest.json"
 FORMAT_VERSION = 1

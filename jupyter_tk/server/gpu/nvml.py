@@ -19,7 +19,12 @@ from collections.abc import Callable, Iterable
 
 import pynvml
 
-from .gpu_visibility import MigInstance, PhysicalGpu, describe_visibility, select_visible
+from jupyter_tk.server.gpu.visibility import (
+    MigInstance,
+    PhysicalGpu,
+    describe_visibility,
+    select_visible,
+)
 
 # Errors that mean "this field has no value here", not "the device failed".
 FIELD_ABSENT = frozenset(

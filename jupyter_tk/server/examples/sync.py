@@ -19,24 +19,29 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .examples_fs import (
+from jupyter_tk.server.examples.fs import (
     FolderLock,
     UnsafePathError,
     open_root,
     open_subdir,
     remove_stale_temps,
 )
-from .examples_layout import Layout, choose_categories, repository_name, resolve_layout
-from .examples_manifest import ManifestStore
-from .examples_request import (
+from jupyter_tk.server.examples.layout import (
+    Layout,
+    choose_categories,
+    repository_name,
+    resolve_layout,
+)
+from jupyter_tk.server.examples.manifest import ManifestStore
+from jupyter_tk.server.examples.request import (
     ExamplesRequestError,
     ExamplesUnavailableError,
     check_ids,
     check_known,
     read_request,
 )
-from .examples_scan import Classifier, HashCache, compile_excludes, scan
-from .examples_writer import BatchWriter, Limits, Outcome, plan
+from jupyter_tk.server.examples.scan import Classifier, HashCache, compile_excludes, scan
+from jupyter_tk.server.examples.writer import BatchWriter, Limits, Outcome, plan
 
 LOCK_NAME = ".jupyter-tk.lock"
 

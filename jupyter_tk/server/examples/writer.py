@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .examples_fs import (
+from jupyter_tk.server.examples.fs import (
     ChangedError,
     TempCopy,
     UnsafePathError,
@@ -34,8 +34,16 @@ from .examples_fs import (
     place_replacing,
     sync_filesystem,
 )
-from .examples_manifest import CopyRecord, SourceRecord
-from .examples_scan import CONFLICT, DELETED, MODIFIED, NEW, UNCHANGED, UPDATE_AVAILABLE, Entry
+from jupyter_tk.server.examples.manifest import CopyRecord, SourceRecord
+from jupyter_tk.server.examples.scan import (
+    CONFLICT,
+    DELETED,
+    MODIFIED,
+    NEW,
+    UNCHANGED,
+    UPDATE_AVAILABLE,
+    Entry,
+)
 
 CREATE = "create"  # nothing may be at the copy's place (new, or deleted and asked for by id)
 REPLACE = "replace"  # refresh a copy the user did not edit (update-available)

@@ -2,7 +2,7 @@
 
 :class:`LocalResourceSpawner` is JupyterHub's `LocalProcessSpawner` plus what a shared GPU
 workstation needs: before the process starts it reserves the server's share in the
-:class:`~jupyter_tk.hub.inventory.local.LocalInventory` (specific GPUs, whole cores, memory),
+:class:`~jupyter_tk.hub.local.inventory.LocalInventory` (specific GPUs, whole cores, memory),
 hands the GPUs over through ``CUDA_VISIBLE_DEVICES`` (UUIDs, so the server's GPU panel and its
 kernels see only those), pins the process to its cores with ``sched_setaffinity`` and puts it in
 its own cgroup v2 group with ``memory.max`` where the machine allows it. The reservation is given
@@ -28,10 +28,10 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, List, Unicode, default
 
-from .inventory import get_inventory
-from .inventory.local import AllocationError, LocalAllocation, LocalInventory
-from .inventory.model import parse_quantity
-from .validation import InvalidOptions
+from jupyter_tk.hub.inventory import get_inventory
+from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.local.inventory import AllocationError, LocalAllocation, LocalInventory
+from jupyter_tk.hub.validation import InvalidOptions
 
 __all__ = ["LocalRequest", "LocalResourceSpawner", "SpawnRefused", "shipped_examples_dir"]
 

@@ -1,11 +1,10 @@
-"""The spawners of jupyter-tk: ``tk-kubernetes`` and ``tk-local``, both with the jupyter-tk form.
+"""``tk-kubernetes``: KubeSpawner with the jupyter-tk form.
 
 The form, parsing and validation are shared through :class:`TkSpawnerMixin`
-(``spawner_mixin.py``); each spawner here only applies a :class:`ValidatedOptions`.
-:class:`TkKubeSpawner` does so by setting KubeSpawner's own traits (image, cpu/memory limits
-and guarantees, extended resources, node affinity, tolerations, environment), and fails a spawn
-that stays unschedulable with the scheduler's reason. :class:`TkLocalSpawner` runs a process on
-this machine (``local_process.py``).
+(``hub/spawner_mixin.py``); this spawner only applies a :class:`ValidatedOptions` by setting
+KubeSpawner's own traits (image, cpu/memory limits and guarantees, extended resources, node
+affinity, tolerations, environment), and fails a spawn that stays unschedulable with the
+scheduler's reason.
 """
 
 from __future__ import annotations
@@ -17,15 +16,13 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, List, default
 
-from .inventory.kubernetes import KubernetesInventory
-from .inventory.local import LocalInventory
-from .local_process import LocalRequest, LocalResourceSpawner
-from .placement import ResourceRequest, scheduling_amounts
-from .spawner_mixin import TkSpawnerMixin
-from .unschedulable import ServerUnschedulable, UnschedulableWatch
-from .validation import ValidatedOptions
+from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.kubernetes.unschedulable import ServerUnschedulable, UnschedulableWatch
+from jupyter_tk.hub.placement import ResourceRequest, scheduling_amounts
+from jupyter_tk.hub.spawner_mixin import TkSpawnerMixin
+from jupyter_tk.hub.validation import ValidatedOptions
 
-__all__ = ["TkKubeSpawner", "TkLocalSpawner", "TkSpawnerMixin"]
+__all__ = ["TkKubeSpawner"]
 
 
 # KubeSpawner traits that apply_validated_options extends; their configured values are kept
@@ -173,26 +170,3 @@ def _pin_to_node(terms: list[dict], node: str | None) -> list[dict]:
         term["matchExpressions"] = [*term.get("matchExpressions", []), expression]
         pinned.append(term)
     return pinned
-
-
-class TkLocalSpawner(TkSpawnerMixin, LocalResourceSpawner):
-    """A local process with the jupyter-tk form (entry point ``tk-local``); see local_process."""
-
-    @default("inventory_class")
-    def _default_inventory_class(self):
-        return LocalInventory
-
-    def apply_validated_options(self, options: ValidatedOptions) -> None:
-        self.local_request = LocalRequest(
-            cpu=options.cpu,
-            memory=options.memory,
-            gpu_resource=options.gpu_resource,
-            gpu_count=options.gpu_count,
-            image=options.image,
-            image_name=options.image_name or options.image,
-            profile=options.profile,
-        )
-
-    async def start(self):
-        await self.load_user_options()
-        return await super().start()

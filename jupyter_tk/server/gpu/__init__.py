@@ -1,0 +1,1 @@
+"""Per-server GPU statistics: one NVML sampler thread, history, kernel attribution."""
