@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
-from tests.hub.spawn_fixtures import CATALOG_ITEMS
+from tests.support.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.support.spawn_fixtures import CATALOG_ITEMS
 
 RESOURCES = "tk/resources"
 MB = 1024 * 1024

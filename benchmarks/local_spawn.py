@@ -39,8 +39,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.nvml import fake_gpu
-from tests.hub.hub_process import HubUser
-from tests.hub.local_hub import LocalHub, custom_form
+from tests.support.hub_process import HubUser
+from tests.support.local_hub import LocalHub, custom_form
 
 POLL_SECONDS = 0.05
 SPAWN_TIMEOUT_SECONDS = 180

@@ -1,8 +1,6 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration (nothing here needs the hub extra: server-only tests run without it)."""
 
 import pytest
-
-from tests.hub.kube_hub import SimulatedApiProcess
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -10,5 +8,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     """The simulated Kubernetes API ("small" cluster) as a child process, one per test module."""
+    from tests.support.kube_hub import SimulatedApiProcess
+
     with SimulatedApiProcess(tmp_path_factory.mktemp("sim")) as api:
         yield api

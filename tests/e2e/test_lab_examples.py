@@ -16,7 +16,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.lab_server import LabServer, open_lab, open_sidebar_panel, widen_left_sidebar
+from tests.support.lab_server import LabServer, open_lab, open_sidebar_panel, widen_left_sidebar
 
 PANEL = "jp-tk-examples-panel"
 IMAGE = "tk-jupyter-ml-gpu"

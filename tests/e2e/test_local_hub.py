@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.lab_server import open_sidebar_panel, require_built_labextension
-from tests.hub.local_hub import PASSWORD, LocalHub, default_gpus
+from tests.support.lab_server import open_sidebar_panel, require_built_labextension
+from tests.support.local_hub import PASSWORD, LocalHub, default_gpus
 
 GPU = "nvidia.com/gpu"
 GPU_PANEL = "jp-tk-gpu-panel"

@@ -2,7 +2,7 @@
 
 alice (group gpu-lab) logs in, sees the nodes and free GPUs, watches gpu-1 become unusable
 when another pod takes its last free GPU (and usable again when it goes), picks gpu-1 and
-starts; the simulated API receives the pod. Screenshots: tests/e2e/screenshots/spawn-form*.png.
+starts; the simulated API receives the pod. Screenshots: build/screenshots/spawn-form*.png.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import kube_hub_with_catalog
-from tests.hub.spawn_fixtures import GPU
+from tests.support.kube_hub import kube_hub_with_catalog
+from tests.support.spawn_fixtures import GPU
 
 POD = "jupyter-alice"
 

@@ -12,7 +12,7 @@ from jupyter_tk.hub.catalog import CatalogState
 from jupyter_tk.hub.form import FORM_TEMPLATE, UNAVAILABLE_TEMPLATE, FormAssets, render_template
 from jupyter_tk.hub.form_view import build_form_view
 from jupyter_tk.hub.validation import InvalidOptions, validate_user_options
-from tests.hub.spawn_fixtures import CATALOG, GIB, GPU, MIG, context, gpu, lab_snapshot, node
+from tests.support.spawn_fixtures import CATALOG, GIB, GPU, MIG, context, gpu, lab_snapshot, node
 
 
 class Controls(HTMLParser):

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import CatalogServer, KubeHub
-from tests.hub.spawn_fixtures import CATALOG_ITEMS, GPU, POLICY
+from tests.support.kube_hub import CatalogServer, KubeHub
+from tests.support.spawn_fixtures import CATALOG_ITEMS, GPU, POLICY
 
 POD = "jupyter-alice"
 _ERROR = re.compile(r'class="spawn-error-msg[^"]*">(.*?)</p>', re.S)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from tests.hub.local_hub import LOCAL_CONFIG
+from tests.support.local_hub import LOCAL_CONFIG
 
 REPO_EXAMPLES = LOCAL_CONFIG.parents[1] / "examples"
 

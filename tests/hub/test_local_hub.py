@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.fakes.nvml import fake_uuid
-from tests.hub.local_hub import LocalHub, custom_form
+from tests.support.local_hub import LocalHub, custom_form
 
 GPU = "nvidia.com/gpu"
 MIG = "nvidia.com/mig-1g.10gb"

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from tests.fakes.nvml import LIBRARY_NAME, build_fake_nvml, fake_gpu
-from tests.hub.local_hub import REPO, LocalHub, custom_form
+from tests.support.local_hub import REPO, LocalHub, custom_form
 
 GPU = "nvidia.com/gpu"
 SYSTEM_PYTHON = Path("/usr/bin/python3")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.fakes.clusters import make_pod
-from tests.hub.kube_hub import KubeHub, kube_hub_with_catalog
+from tests.support.kube_hub import KubeHub, kube_hub_with_catalog
 
 RESOURCES = "tk/resources"
 

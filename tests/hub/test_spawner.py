@@ -25,7 +25,7 @@ from jupyter_tk.hub.spawner_mixin import ShowTheForm
 from jupyter_tk.hub.validation import InvalidOptions, SpawnNotAllowed
 from tests.fakes.clusters import GPU_TAINT, gfd_labels, make_cluster, make_node, make_pod
 from tests.fakes.kubernetes import SimulatedKubernetes
-from tests.hub.spawn_fixtures import CATALOG_ITEMS, GIB, GPU, MIG, POLICY
+from tests.support.spawn_fixtures import CATALOG_ITEMS, GIB, GPU, MIG, POLICY
 
 HOSTNAME = "kubernetes.io/hostname"
 

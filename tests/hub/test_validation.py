@@ -12,7 +12,7 @@ from jupyter_tk.hub.form import parse_form
 from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.placement import scheduling_amounts
 from jupyter_tk.hub.validation import InvalidOptions, validate_user_options
-from tests.hub.spawn_fixtures import GIB, GPU, MIG, context, lab_snapshot, node
+from tests.support.spawn_fixtures import GIB, GPU, MIG, context, lab_snapshot, node
 
 
 def form(**fields: str) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from jupyter_server.auth.authorizer import AllowAllAuthorizer
 
-from .contract import DenyJupyterTk
+from tests.support.contract import DenyJupyterTk
 from .test_examples_engine import IMAGE, V1, write_tree
 
 ENDPOINTS = [

@@ -15,8 +15,8 @@ from tornado.httpclient import HTTPClientError
 
 from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
 
-from .contract import GPU_DEVICE_KEYS, GPU_RESPONSE_KEYS, DenyJupyterTk
-from .polling import wait_until
+from tests.support.contract import GPU_DEVICE_KEYS, GPU_RESPONSE_KEYS, DenyJupyterTk
+from tests.support.polling import wait_until
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.hub.hub_process import ChildProcess, HubProcess
-from tests.hub.spawn_fixtures import CATALOG_ITEMS, POLICY
+from tests.support.hub_process import ChildProcess, HubProcess
+from tests.support.spawn_fixtures import CATALOG_ITEMS, POLICY
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_CONFIG = REPO / "share" / "jupyterhub" / "kubernetes_config.py"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fakes.nvml import fake_config, fake_gpu, fake_mig_gpu, nvml_env
-from tests.hub.hub_process import HubProcess
+from tests.support.hub_process import HubProcess
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG = REPO / "share" / "jupyterhub" / "local_config.py"

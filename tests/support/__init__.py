@@ -1,0 +1,1 @@
+"""Harnesses the tests share: hubs and servers as child processes, fixtures data, polling."""
