@@ -1,4 +1,4 @@
-"""Shared pytest configuration (nothing here needs the hub extra: server-only tests run without it)."""
+"""Shared pytest configuration; nothing here needs the hub extra (server tests run without it)."""
 
 import pytest
 

@@ -10,9 +10,8 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Pictures go to an ignored folder, so a test run leaves the clone clean; .ci/screenshots copies
 # the ones the docs show into docs/_static/screenshots.
-SCREENSHOTS = Path(
-    os.environ.get("TK_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "build/screenshots"
-)
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("TK_SCREENSHOTS_DIR") or REPO / "build/screenshots")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -19,8 +19,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SCREENSHOTS
-from tests.support.lab_server import LabServer, open_lab, open_sidebar_panel, widen_left_sidebar
 from tests.fakes.nvml import GIB, fake_config, fake_gpu, fake_uuid, nvml_env, write_nvml_config
+from tests.support.lab_server import LabServer, open_lab, open_sidebar_panel, widen_left_sidebar
 
 PANEL = "jp-tk-gpu-panel"
 OTHER_PID = 4242

@@ -10,6 +10,7 @@ import pytest
 from jupyter_server.auth.authorizer import AllowAllAuthorizer
 
 from tests.support.contract import DenyJupyterTk
+
 from .test_examples_engine import IMAGE, V1, write_tree
 
 ENDPOINTS = [

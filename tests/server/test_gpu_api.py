@@ -14,7 +14,6 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
-
 from tests.support.contract import GPU_DEVICE_KEYS, GPU_RESPONSE_KEYS, DenyJupyterTk
 from tests.support.polling import wait_until
 

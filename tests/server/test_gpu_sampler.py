@@ -15,7 +15,6 @@ import pytest
 
 from jupyter_tk.server.gpu.sampler import THREAD_NAME, GpuSampler
 from tests.fakes.nvml import GIB, fake_gpu, fake_mig_gpu, fake_uuid
-
 from tests.support.contract import GPU_DEVICE_KEYS
 from tests.support.polling import wait_until
 
