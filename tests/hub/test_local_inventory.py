@@ -263,7 +263,7 @@ def test_without_any_nvml_library_the_machine_simply_has_no_gpus(tmp_path):
     # already hold the fake), started the way the hub would start.
     script = (
         "import asyncio, json\n"
-        "from jupyter_tk.hub.inventory.local import LocalInventory\n"
+        "from jupyter_tk.hub.local.inventory import LocalInventory\n"
         "async def main():\n"
         "    inventory = LocalInventory()\n"
         "    await inventory.start()\n"
