@@ -140,9 +140,9 @@ async def main(base: str, user: str, password: str, login_only: bool) -> None:
         message = await asyncio.wait_for(socket.read_message(), 60)
         check(message is not None, "the kernel's websocket closed")
         message = json.loads(message)
-        if message.get("parent_header", {}).get("msg_id") == msg_id:
-            if message["msg_type"] == "stream":
-                output += message["content"]["text"]
+        mine = message.get("parent_header", {}).get("msg_id") == msg_id
+        if mine and message["msg_type"] == "stream":
+            output += message["content"]["text"]
     socket.close()
     print("hub smoke: a kernel ran code through the proxy's websocket")
 
