@@ -40,8 +40,8 @@ from kubernetes_asyncio import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.quantities import parse_quantity
 from tests.fakes.clusters import make_pod
 from tests.support.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
 from tests.support.spawn_fixtures import CATALOG_ITEMS

@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from jupyter_tk.hub.kubernetes.spawner import TkKubeSpawner  # noqa: E402
+from jupyter_tk.hub.quantities import format_bytes, format_cores, format_gpu_kind  # noqa: E402
 from jupyter_tk.hub.spawner_mixin import _assets  # noqa: E402
-from jupyter_tk.hub.units import format_bytes, format_cores, format_gpu_kind  # noqa: E402
 from tests.fakes.clusters import make_cluster  # noqa: E402
 from tests.fakes.kubernetes import SimulatedKubernetes  # noqa: E402
 from tests.support.spawn_fixtures import CATALOG_ITEMS, POLICY  # noqa: E402

@@ -1,5 +1,5 @@
 /**
- * How amounts are written; mirrors `jupyter_tk/hub/units.py` so server-rendered and live text
+ * How amounts are written; mirrors `jupyter_tk/hub/quantities.py` so server-rendered and live text
  * read the same.
  */
 import type { GpuInfo } from './types.ts';

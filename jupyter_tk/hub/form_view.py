@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.node_notes import gpu_use_lines, memory_advisory, memory_notes
 from jupyter_tk.hub.placement import (
     GpuKind,
@@ -24,7 +23,13 @@ from jupyter_tk.hub.placement import (
     why_nothing_fits,
 )
 from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
-from jupyter_tk.hub.units import format_bytes, format_cores, format_gpu_kind, format_memory_quantity
+from jupyter_tk.hub.quantities import (
+    format_bytes,
+    format_cores,
+    format_gpu_kind,
+    format_memory_quantity,
+    parse_quantity,
+)
 from jupyter_tk.hub.validation import SpawnLimits, ValidationContext
 
 __all__ = ["build_form_view", "custom_limits_text", "describe_request", "node_label"]

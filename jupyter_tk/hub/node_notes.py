@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from jupyter_tk.hub.units import format_bytes
+from jupyter_tk.hub.quantities import format_bytes
 
 __all__ = ["gpu_use_lines", "memory_advisory", "memory_notes"]
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from jupyter_tk.hub.units import format_bytes, format_cores, format_gpu_kind
+from jupyter_tk.hub.quantities import format_bytes, format_cores, format_gpu_kind
 
 __all__ = [
     "GpuKind",

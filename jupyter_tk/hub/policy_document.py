@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from jupyter_tk.hub.image_reference import ImageReference, normalize_registry, parse_image_reference
-from jupyter_tk.hub.inventory.model import parse_quantity
+from jupyter_tk.hub.quantities import parse_quantity
 
 __all__ = [
     "CUSTOM_PROFILE",

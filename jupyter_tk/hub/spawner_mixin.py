@@ -30,8 +30,8 @@ from jupyter_tk.hub.form import (
 )
 from jupyter_tk.hub.form_view import build_form_view
 from jupyter_tk.hub.inventory import Inventory, get_inventory
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.policy import Policy
+from jupyter_tk.hub.quantities import parse_quantity
 from jupyter_tk.hub.validation import (
     InvalidOptions,
     SpawnLimits,

@@ -21,7 +21,6 @@ from typing import Any
 from tornado.web import HTTPError
 
 from jupyter_tk.hub.image_reference import parse_image_reference
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.placement import (
     ResourceRequest,
     fit_checker,
@@ -29,7 +28,12 @@ from jupyter_tk.hub.placement import (
     why_nothing_fits,
 )
 from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
-from jupyter_tk.hub.units import format_bytes, format_cores, format_memory_quantity
+from jupyter_tk.hub.quantities import (
+    format_bytes,
+    format_cores,
+    format_memory_quantity,
+    parse_quantity,
+)
 
 __all__ = [
     "CUSTOM_PROFILE",

@@ -7,7 +7,7 @@
   `metadata.name`, NodeResourcesFit incl. pod count), returning a node name or a
   kubectl-like message such as `0/3 nodes are available: 3 Insufficient nvidia.com/gpu.`
 
-Resource arithmetic comes from `jupyter_tk.hub.inventory.model`, which has its own table tests.
+Resource arithmetic comes from `jupyter_tk.hub.inventory.model` and `jupyter_tk.hub.quantities`, which has its own table tests.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal
 
-from jupyter_tk.hub.inventory.model import parse_quantity, pod_requests
+from jupyter_tk.hub.inventory.model import pod_requests
+from jupyter_tk.hub.quantities import parse_quantity
 
 __all__ = ["FieldSelector", "LabelSelector", "field_value", "find_node", "node_is_ready"]
 

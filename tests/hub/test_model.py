@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 
 from jupyter_tk.hub.inventory.model import (
     from_storage,
-    parse_quantity,
     pod_is_active,
     pod_requests,
     pod_storage_requests,
     to_storage,
 )
+from jupyter_tk.hub.quantities import parse_quantity
 from tests.fakes.clusters import container, make_pod
 
 D = Decimal

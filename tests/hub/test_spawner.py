@@ -16,11 +16,11 @@ from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
 from jupyter_tk.hub.catalog import ImageCatalog
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
 from jupyter_tk.hub.kubernetes.spawner import TkKubeSpawner
 from jupyter_tk.hub.kubernetes.unschedulable import ServerUnschedulable, plain_scheduler_message
 from jupyter_tk.hub.policy import Policy
+from jupyter_tk.hub.quantities import parse_quantity
 from jupyter_tk.hub.spawner_mixin import ShowTheForm
 from jupyter_tk.hub.validation import InvalidOptions, SpawnNotAllowed
 from tests.fakes.clusters import GPU_TAINT, gfd_labels, make_cluster, make_node, make_pod

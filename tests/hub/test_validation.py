@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jupyter_tk.hub.form import parse_form
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.placement import scheduling_amounts
+from jupyter_tk.hub.quantities import parse_quantity
 from jupyter_tk.hub.validation import InvalidOptions, validate_user_options
 from tests.support.spawn_fixtures import GIB, GPU, MIG, context, lab_snapshot, node
 

@@ -1,4 +1,4 @@
-"""Kubernetes resource arithmetic: quantities, pod requests, node allocation.
+"""Kubernetes resource arithmetic: pod requests, node allocation (quantities: ``quantities.py``).
 
 Follows what `kubectl describe node` shows under "Allocated resources" (the scheduler's view):
 only pods that are not Succeeded/Failed count; a pod requests
@@ -14,16 +14,15 @@ whole units (bytes, counts) for everything else, rounded up like Kubernetes' `Va
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
+
+from jupyter_tk.hub.quantities import parse_quantity
 
 __all__ = [
     "TERMINAL_PHASES",
     "add_into",
     "from_storage",
-    "parse_quantity",
     "pod_is_active",
     "pod_requests",
     "pod_storage_requests",
@@ -31,73 +30,6 @@ __all__ = [
 ]
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-
-_BINARY_SUFFIXES = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL_SUFFIXES = {"m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-
-# The grammar of k8s.io/apimachinery/pkg/api/resource (ASCII digits only; no spaces).
-_QUANTITY = re.compile(
-    r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?[0-9]+)|(?P<decimal>[mkMGTPE]?))",
-    re.ASCII,
-)
-# Kubernetes stores quantities in an int64 of the smallest unit; anything beyond is not a
-# real request and would only be a way to make arithmetic slow.
-_MAX_MAGNITUDE = Decimal(2**63 - 1)
-_MAX_TEXT_LENGTH = 64
-_MAX_EXPONENT = 30
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """Parse a Kubernetes quantity (`100m`, `1.5Gi`, `2e3`, `512M`) into an exact Decimal.
-
-    Raises ValueError (with the offending value) for anything Kubernetes would reject, for
-    non-finite numbers and for magnitudes beyond what Kubernetes can store (int64).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a quantity: {value!r}")
-    if isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a finite quantity: {value!r}")
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
-        result = _parse_quantity_text(value)
-    else:
-        raise ValueError(f"not a quantity: {value!r}")
-    if abs(result) > _MAX_MAGNITUDE:
-        raise ValueError(f"quantity too large: {_shorten(value)}")
-    return result
-
-
-# Clusters repeat the same few quantity strings ("100m", "1Gi") across thousands of pods.
-@lru_cache(maxsize=4096)
-def _parse_quantity_text(text: str) -> Decimal:
-    if len(text) > _MAX_TEXT_LENGTH:
-        raise ValueError(f"quantity too long: {_shorten(text)}")
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
-        raise ValueError(f"not a Kubernetes quantity: {_shorten(text)}")
-    try:
-        number = Decimal(match["number"])
-    except InvalidOperation as error:  # pragma: no cover - the regex only lets numbers through
-        raise ValueError(f"not a Kubernetes quantity: {_shorten(text)}") from error
-    if match["binary"]:
-        return number * (1024 ** _BINARY_SUFFIXES[match["binary"]])
-    if match["exponent"] is not None:
-        exponent = int(match["exponent"])
-        if abs(exponent) > _MAX_EXPONENT:
-            raise ValueError(f"quantity exponent out of range: {_shorten(text)}")
-    else:
-        exponent = _DECIMAL_SUFFIXES[match["decimal"]]
-    return number.scaleb(exponent)
-
-
-def _shorten(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
 
 # -- storage units -------------------------------------------------------------------------------
 

@@ -22,12 +22,12 @@ from jupyter_tk.hub.inventory import Inventory
 from jupyter_tk.hub.inventory.model import (
     add_into,
     from_storage,
-    parse_quantity,
     pod_storage_requests,
     to_storage,
 )
 from jupyter_tk.hub.kubernetes.gpus import GPU_LABEL_PREFIXES, describe_gpus
 from jupyter_tk.hub.kubernetes.listwatch import ListWatch, ListWatchTiming
+from jupyter_tk.hub.quantities import parse_quantity
 
 __all__ = ["KubernetesInventory", "NodeState"]
 

@@ -21,10 +21,10 @@ import psutil
 from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from jupyter_tk.hub.inventory import Inventory
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.local.cgroups import MemoryCgroups
 from jupyter_tk.hub.local.gpus import GpuDevice, GpuReading, NvmlReader
 from jupyter_tk.hub.local.ledger import AllocationError, AllocationLedger, LocalAllocation
+from jupyter_tk.hub.quantities import parse_quantity
 
 __all__ = ["AllocationError", "LocalAllocation", "LocalInventory"]
 

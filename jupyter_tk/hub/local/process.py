@@ -29,8 +29,8 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, List, Unicode, default
 
 from jupyter_tk.hub.inventory import get_inventory
-from jupyter_tk.hub.inventory.model import parse_quantity
 from jupyter_tk.hub.local.inventory import AllocationError, LocalAllocation, LocalInventory
+from jupyter_tk.hub.quantities import parse_quantity
 from jupyter_tk.hub.validation import InvalidOptions
 
 __all__ = ["LocalRequest", "LocalResourceSpawner", "SpawnRefused", "shipped_examples_dir"]
