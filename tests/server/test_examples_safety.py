@@ -345,7 +345,7 @@ def test_a_real_enospc_leaves_no_broken_file(tmp_path, source, tiny_filesystem, 
 CRASHING_CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from jupyter_tk.server.examples import ExamplesSync
+    from jupyter_tk.server.examples.sync import ExamplesSync
 
     call, wanted_name, source, destination, root, image = sys.argv[1:]
     real = getattr(os, call)
@@ -457,7 +457,7 @@ def test_two_threads_sync_at_once_and_each_file_is_copied_once(tmp_path, many_fi
 CONCURRENT_CHILD = textwrap.dedent(
     """
     import json, os, sys, time
-    from jupyter_tk.server.examples import ExamplesSync
+    from jupyter_tk.server.examples.sync import ExamplesSync
     source, destination, root, image, ready, go = sys.argv[1:]
     sync = ExamplesSync(source_dir=source, destination_dir=destination, image_name=image,
                         root_dir=root)

@@ -32,7 +32,7 @@ from tests.fakes.nvml import (
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_IN_CHILD = """
 import asyncio, json, sys
-from jupyter_tk.server.gpu import GpuSampler
+from jupyter_tk.server.gpu.sampler import GpuSampler
 
 async def main():
     sampler = GpuSampler(**json.loads(sys.argv[1]))
