@@ -29,6 +29,8 @@ class Browser:
         headers = dict(headers or {})
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if "/api/" in path:
+            headers.setdefault("Content-Type", "application/json")
         if "_xsrf" in self.cookies and method != "GET":
             headers["X-XSRFToken"] = self.cookies["_xsrf"]
         request = HTTPRequest(
@@ -72,6 +74,9 @@ async def main(base: str, user: str, password: str, login_only: bool) -> None:
     form = urlencode({"username": user, "password": password, "_xsrf": browser.cookies["_xsrf"]})
     answer = await browser.fetch("/hub/login", "POST", form)
     check(answer.code == 302, f"login answered {answer.code}, not a redirect")
+    # As a browser does next: a page view, which issues the XSRF token of the logged-in user.
+    home = await browser.fetch("/hub/home")
+    check(home.code == 200, f"/hub/home answered {home.code} after login")
 
     # A token of the user's own, as the token page makes one.
     answer = await browser.fetch(
@@ -99,7 +104,10 @@ async def main(base: str, user: str, password: str, login_only: bool) -> None:
     check(b"jupyter-config-data" in lab.body, "/lab is not a JupyterLab page")
     extensions = await browser.fetch(f"/user/{user}/lab/api/extensions", headers=auth)
     check(b"jupyter-tk" in extensions.body, "the jupyter-tk Lab extension is not installed")
-    print("hub smoke: JupyterLab answers with the jupyter-tk extension")
+    for api in ("gpus", "examples"):
+        answer = await browser.fetch(f"/user/{user}/jupyter-tk/api/{api}", headers=auth)
+        check(answer.code == 200, f"the server extension's {api} API answered {answer.code}")
+    print("hub smoke: JupyterLab answers with the jupyter-tk Lab and server extensions")
 
     kernel = await browser.fetch(f"/user/{user}/api/kernels", "POST", "{}", auth)
     check(kernel.code == 201, f"starting a kernel answered {kernel.code}")
