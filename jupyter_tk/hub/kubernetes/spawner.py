@@ -17,6 +17,7 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Float, List, default
 
 from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.kubernetes.storage import StorageLayout
 from jupyter_tk.hub.kubernetes.unschedulable import ServerUnschedulable, UnschedulableWatch
 from jupyter_tk.hub.placement import ResourceRequest, scheduling_amounts
 from jupyter_tk.hub.spawner_mixin import TkSpawnerMixin
@@ -33,6 +34,9 @@ _EXTENDED_TRAITS = (
     "node_affinity_required",
     "tolerations",
     "environment",
+    "volumes",
+    "volume_mounts",
+    "init_containers",
 )
 
 
@@ -125,11 +129,31 @@ class TkKubeSpawner(TkSpawnerMixin, KubeSpawner):
         self.tolerations = self.scheduling_tolerations(bool(options.gpu_count))
 
         environment = self._configured("environment")
+        environment.update(self.apply_storage_layout(options.image))
         environment["JUPYTER_TK_PROFILE"] = options.profile
         environment["JUPYTER_IMAGE"] = options.image
         if not options.gpu_count and self.hide_gpus_without_request:
             environment["NVIDIA_VISIBLE_DEVICES"] = "void"
         self.environment = environment
+
+    def apply_storage_layout(self, image: str) -> dict[str, str]:
+        """Add the site's storage folders (``c.StorageLayout``) to the configured volumes,
+        mounts and init containers; returns the environment that tells Lab the tiers."""
+        storage = StorageLayout(parent=self).pod_storage(
+            user_dir=self._expand_user_properties("{username}"),
+            image=image,
+            uid=self.uid,
+            gid=self.gid,
+        )
+        self.volumes = self._configured("volumes") + storage.volumes
+        self.volume_mounts = self._configured("volume_mounts") + storage.volume_mounts
+        self.init_containers = self._configured("init_containers") + storage.init_containers
+        # KubeSpawner str.format()s environment values with the user's name: keep JSON's
+        # braces literal.
+        return {
+            name: value.replace("{", "{{").replace("}", "}}")
+            for name, value in storage.environment.items()
+        }
 
     async def _start(self):
         """KubeSpawner's start, given up early when the pod stays unschedulable."""
