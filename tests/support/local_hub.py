@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fakes.nvml import fake_config, fake_gpu, fake_mig_gpu, nvml_env
-from tests.support.hub_process import HubProcess
+from tests.support.hub_process import HubProcess, HubUser
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG = REPO / "share" / "jupyterhub" / "local_config.py"
 PASSWORD = "local-hub-test-password"
+ADMIN_PASSWORD = "local-hub-test-admin-password-of-32-characters"
 
 
 def default_gpus() -> list[dict]:
@@ -36,7 +37,10 @@ class LocalHub(HubProcess):
         extra_config: str = "",
         port: int | None = None,
         load_local_config: bool = True,
+        cores: int | None = None,
     ) -> None:
+        """`cores`: the hub runs on only this many of this machine's cores (its CPU affinity),
+        which its inventory and the shipped policy then see as the whole machine."""
         super().__init__(workdir, port=port)
         # Spawned servers write their runtime files here, not into the real home.
         self.home = self.workdir / "home"
@@ -51,7 +55,12 @@ class LocalHub(HubProcess):
             if load_local_config
             else ""
         )
-        self.config_path.write_text("c = get_config()\n" + base + extra_config)
+        affinity = (
+            f"import os\nos.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:{cores}])\n"
+            if cores
+            else ""
+        )
+        self.config_path.write_text("c = get_config()\n" + affinity + base + extra_config)
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -61,9 +70,14 @@ class LocalHub(HubProcess):
             JUPYTER_TK_STATE_DIR=str(self.workdir / "state"),
             JUPYTER_TK_PORT=str(self.port),
             JUPYTER_TK_PASSWORD=PASSWORD,
+            JUPYTER_TK_ADMIN_PASSWORD=ADMIN_PASSWORD,
             HOME=str(self.home),
         )
         return env
+
+    def login_admin(self) -> HubUser:
+        """The ``admin`` user of local_config.py, logged in with its own password."""
+        return self.login("admin", password=ADMIN_PASSWORD)
 
 
 def custom_form(cpu: str, memory: str, gpu_resource: str = "", gpu_count: str = "0") -> dict:

@@ -2,8 +2,9 @@
 
 Each single-user server gets its own child group under one parent group
 (`MemoryCgroups.parent_group`, by default ``/sys/fs/cgroup/jupyter-tk``) with ``memory.max`` set to
-what the user asked for; the server process joins it before it execs, so the server and every
-kernel it starts are limited together.
+what the user asked for and, where the cpu controller is available too, ``cpu.max`` (the CPU limit)
+and ``cpu.weight`` (the server's share of busy cores, in proportion to its CPU); the server process
+joins it before it execs, so the server and every kernel it starts are limited together.
 Where that is not possible (cgroup v1, no permission, the memory controller not delegated) the
 limit is *advisory*: the inventory and the form say so, and :attr:`CgroupSupport.reason` says why.
 """
@@ -21,10 +22,19 @@ from pathlib import Path
 from traitlets import Bool, Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-__all__ = ["CgroupSupport", "MemoryCgroups"]
+__all__ = ["CgroupSupport", "MemoryCgroups", "cpu_weight"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _CPU_PERIOD_US = 100_000
+# cgroup v2's default weight is 100 (one core's worth here); the kernel accepts 1 to 10000.
+_CPU_WEIGHT_PER_CORE = 100
+_CPU_WEIGHT_RANGE = (1, 10_000)
+
+
+def cpu_weight(cpu: float) -> int:
+    """The ``cpu.weight`` of a server asking for `cpu` cores: 100 per core, within 1..10000."""
+    low, high = _CPU_WEIGHT_RANGE
+    return min(high, max(low, round(cpu * _CPU_WEIGHT_PER_CORE)))
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,8 @@ class MemoryCgroups(LoggingConfigurable):
         """Make (or reuse) the group for one server with its limits; None when advisory.
 
         `memory_bytes` 0 means no memory limit ("max"). `cpu` in cores becomes a CPU quota
-        where the cpu controller is available (pinning to whole cores happens separately).
+        and a weight where the cpu controller is available (pinning to cores, in exclusive CPU
+        mode, happens separately).
         """
         support = self.support
         if not support.enforced or support.parent is None:
@@ -159,6 +170,8 @@ class MemoryCgroups(LoggingConfigurable):
         if cpu and support.cpu_controller and (group / "cpu.max").is_file():
             quota = max(1000, round(cpu * _CPU_PERIOD_US))
             _write(group / "cpu.max", f"{quota} {_CPU_PERIOD_US}")
+            if (group / "cpu.weight").is_file():
+                _write(group / "cpu.weight", str(cpu_weight(cpu)))
         return group
 
     @staticmethod
@@ -192,6 +205,19 @@ class MemoryCgroups(LoggingConfigurable):
                 _write(kill, "1")
             except OSError as e:
                 self.log.warning("Could not kill the processes left in %s: %s", group, e)
+
+    @staticmethod
+    def cpu_settings(group: Path | None) -> tuple[str, str] | None:
+        """What the kernel applies to `group` now: (``cpu.max``, ``cpu.weight``), or None."""
+        if group is None:
+            return None
+        try:
+            return (
+                (group / "cpu.max").read_text().strip(),
+                (group / "cpu.weight").read_text().strip(),
+            )
+        except OSError:
+            return None
 
     @staticmethod
     def memory_limit(group: Path | None) -> str | None:

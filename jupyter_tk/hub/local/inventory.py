@@ -2,7 +2,8 @@
 
 CPUs, memory and GPUs (through NVML, read on one worker thread every few seconds) make up the
 node; the local spawner reserves a server's share here (:meth:`LocalInventory.allocate`) before it
-starts the process and releases it when the process is gone. Reservations are atomic because every
+starts the process and releases it when the process is gone. GPUs and memory are reserved;
+CPU is time-shared by default (`LocalInventory.cpu_mode`). Reservations are atomic because every
 method runs on the event loop thread without awaiting in between. The snapshot is the same JSON as
 the Kubernetes inventory's, with resource names as the NVIDIA device plugin uses them
 (``nvidia.com/gpu``, ``nvidia.com/mig-<profile>``), plus additive fields for the picker: live
@@ -18,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
-from traitlets import Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Enum, Float, Integer, TraitError, Unicode, default, validate
 
 from jupyter_tk.hub.inventory import Inventory
 from jupyter_tk.hub.local.cgroups import MemoryCgroups
-from jupyter_tk.hub.local.gpus import GpuDevice, GpuReading, NvmlReader
+from jupyter_tk.hub.local.gpus import GpuDevice, GpuReading, LocalGpuReader
 from jupyter_tk.hub.local.ledger import AllocationError, AllocationLedger, LocalAllocation
 from jupyter_tk.hub.quantities import parse_quantity
 
@@ -67,6 +68,24 @@ class LocalInventory(Inventory):
         """,
     )
 
+    cpu_mode = Enum(
+        ["shared", "exclusive"],
+        "shared",
+        config=True,
+        help="""How servers get CPU: "shared" (the default) or "exclusive".
+
+        "shared": CPU is time-shared like on any multi-user machine. A server's CPU (in cores)
+        is its limit (cgroup v2 `cpu.max`) and its weight when cores are busy (`cpu.weight`,
+        100 per core), so servers asking for more get proportionally more. A request only has
+        to fit the machine, so any number of servers may run; "free CPU" on the form is the
+        most one server may use. Without the cgroup v2 cpu controller limits and weights are
+        not applied and the kernel shares cores between all processes.
+        "exclusive": CPU requests of all running servers add up to at most the cores offered
+        (a server that does not fit is refused) and each server is pinned to whole cores of
+        its own (`sched_setaffinity`, fractions round up). Example: "exclusive"
+        """,
+    )
+
     reserved_cpu = Float(
         0.0,
         min=0.0,
@@ -98,7 +117,7 @@ class LocalInventory(Inventory):
         super().__init__(**kwargs)
         self._ledger = AllocationLedger(os.sched_getaffinity(0))
         self._reading: _MachineReading | None = None
-        self._reader = NvmlReader()
+        self._reader = LocalGpuReader(self.log)
         # One thread: NVML is used from one thread only, and never from the event loop.
         self._executor: ThreadPoolExecutor | None = None
         self._cgroups = MemoryCgroups(parent=self, log=self.log)
@@ -161,6 +180,11 @@ class LocalInventory(Inventory):
         return self._cgroups
 
     @property
+    def cpu_exclusive(self) -> bool:
+        """True when servers reserve and are pinned to cores, False when CPU is time-shared."""
+        return self.cpu_mode == "exclusive"
+
+    @property
     def memory_enforced(self) -> bool:
         """True when servers' memory is limited by cgroups, False when it is advisory."""
         return self._cgroups.support.enforced
@@ -188,9 +212,10 @@ class LocalInventory(Inventory):
         gpu_resource: str | None = None,
         gpu_count: int = 0,
     ) -> LocalAllocation:
-        """Reserve cores, memory and specific GPUs for the server `key`, or raise AllocationError.
+        """Reserve CPU, memory and specific GPUs for the server `key`, or raise AllocationError.
 
-        `cpu` in cores (pinned to ceil(cpu) whole cores), `memory` in bytes (0 = none reserved).
+        `cpu` in cores (a share, or ceil(cpu) pinned cores when `cpu_mode` is "exclusive"),
+        `memory` in bytes (0 = none reserved).
         A server asking again first gives back what it held. Nothing awaits in here: two
         requests can never both get the last GPU.
         """
@@ -203,6 +228,7 @@ class LocalInventory(Inventory):
                 gpus=self.gpus,
                 replicas=self.gpu_replicas,
                 node_name=self.node_name,
+                exclusive_cpu=self.cpu_exclusive,
             )
         except AllocationError:
             if previous is not None:
@@ -239,6 +265,10 @@ class LocalInventory(Inventory):
         free = {
             name: _round(amount - requested.get(name, 0)) for name, amount in allocatable.items()
         }
+        if not self.cpu_exclusive:
+            # Time-shared: every server may use all offered cores, whoever else runs. `requested`
+            # still sums the servers' CPU, which says how busy the cores may get.
+            free["cpu"] = _round(allocatable["cpu"])
         support = self._cgroups.support
         reading = self._reading
         node = {
@@ -256,10 +286,36 @@ class LocalInventory(Inventory):
             "memory_note": None
             if support.enforced
             else f"Memory is advisory on this machine: {support.reason}.",
+            "cpu_mode": self.cpu_mode,
+            "cpu_enforced": support.enforced and support.cpu_controller,
+            "cpu_note": self._cpu_note(allocatable["cpu"], requested["cpu"]),
             "gpu_note": None if reading is None else reading.gpus.reason,
             "driver_version": None if reading is None else reading.gpus.driver_version,
         }
         return [node]
+
+    def _cpu_note(self, offered: float, requested: float) -> str:
+        """What CPU means on this machine, in the words the form shows."""
+        cores = f"{_round(offered):g} core{'' if offered == 1 else 's'}"
+        if self.cpu_exclusive:
+            return (
+                f"CPU is reserved on this machine: each server gets whole cores of its own, "
+                f"{_round(max(offered - requested, 0.0)):g} of {cores} are free."
+            )
+        support = self._cgroups.support
+        if support.enforced and support.cpu_controller:
+            how = "each server may use up to its CPU and gets a share in proportion to it when "
+            how += "cores are busy"
+        else:
+            how = (
+                "CPU limits and shares are not applied here (they need the cgroup v2 cpu "
+                "controller), "
+                "so busy servers share the cores evenly"
+            )
+        return (
+            f"CPU is time-shared on this machine: free CPU is the most one server may use "
+            f"({cores}); running servers ask for {_round(requested):g} cores in all, and {how}."
+        )
 
     def _gpu_kinds(self) -> list[dict]:
         holders = self._ledger.holders()

@@ -1,7 +1,8 @@
 """Who holds what on this machine: the reservations of the running local servers.
 
 Plain bookkeeping, no I/O: :class:`AllocationLedger` decides whether a request fits next to the
-reservations already made, and which cores and which GPUs (by UUID) it gets. The
+reservations already made, and which GPUs (by UUID) and, when CPU is exclusive, which cores it
+gets. The
 :class:`~jupyter_tk.hub.local.inventory.LocalInventory` owns one ledger and calls it from the
 event loop thread only, which makes every reservation atomic.
 """
@@ -23,7 +24,8 @@ class AllocationError(ValueError):
 
 @dataclass(frozen=True)
 class LocalAllocation:
-    """What one running server holds: its share of CPU and memory, its cores and its GPUs."""
+    """What one running server holds: its CPU (a share, or pinned `cores` when CPU is exclusive),
+    its memory and its GPUs. `cores` is empty for a server that runs on every core."""
 
     key: str
     cpu: float
@@ -99,19 +101,25 @@ class AllocationLedger:
         gpus: Iterable[GpuDevice],
         replicas: int,
         node_name: str,
+        exclusive_cpu: bool = False,
     ) -> LocalAllocation:
         """The allocation `request` (cores, memory bytes, GPU resource, count) would get now.
 
+        With `exclusive_cpu` the CPU requests of all servers add up to at most the cores
+        offered and each server is pinned to cores; otherwise CPU is time-shared: a request
+        only has to fit the machine, and the server runs on every core.
         Raises AllocationError when it does not fit; stores nothing (see :meth:`store`).
         """
         cpu, memory, gpu_resource, gpu_count = request
         if not math.isfinite(cpu) or cpu <= 0:
             raise AllocationError(f"CPU must be a positive number of cores, not {cpu!r}")
         requested = self.requested()
-        free_cpu = allocatable["cpu"] - requested["cpu"]
+        free_cpu = allocatable["cpu"] - requested["cpu"] if exclusive_cpu else allocatable["cpu"]
         if cpu > free_cpu + 1e-9:
             raise AllocationError(
                 f"not enough free CPU on {node_name}: asked {cpu:g}, free {free_cpu:g} cores"
+                if exclusive_cpu
+                else f"{node_name} offers {free_cpu:g} cores to servers, asked {cpu:g}"
             )
         free_memory = allocatable["memory"] - requested["memory"]
         if memory > free_memory:
@@ -128,7 +136,7 @@ class AllocationLedger:
             key=key,
             cpu=float(cpu),
             memory=int(memory),
-            cores=self._pick_cores(math.ceil(cpu), node_name),
+            cores=self._pick_cores(math.ceil(cpu), node_name) if exclusive_cpu else (),
             gpu_resource=gpu_resource,
             gpu_uuids=gpu_uuids,
         )

@@ -1,12 +1,14 @@
-"""Single-user servers as local processes with their own GPUs, cores and memory limit.
+"""Single-user servers as local processes with their own GPUs, a CPU share and memory limit.
 
 :class:`LocalResourceSpawner` is JupyterHub's `LocalProcessSpawner` plus what a shared GPU
 workstation needs: before the process starts it reserves the server's share in the
-:class:`~jupyter_tk.hub.local.inventory.LocalInventory` (specific GPUs, whole cores, memory),
-hands the GPUs over through ``CUDA_VISIBLE_DEVICES`` (UUIDs, so the server's GPU panel and its
-kernels see only those), pins the process to its cores with ``sched_setaffinity`` and puts it in
-its own cgroup v2 group with ``memory.max`` where the machine allows it. The reservation is given
-back when the process is gone, and kept in the spawner state so a restarted hub takes it back.
+:class:`~jupyter_tk.hub.local.inventory.LocalInventory` (specific GPUs, memory, and CPU: a
+time-shared share by default, whole cores in exclusive mode), hands the GPUs over through
+``CUDA_VISIBLE_DEVICES`` (UUIDs, so the server's GPU panel and its kernels see only those), pins
+the process to its cores with ``sched_setaffinity`` when CPU is exclusive and puts it in its own
+cgroup v2 group (``memory.max``, ``cpu.max``, ``cpu.weight``) where the machine allows it. The
+reservation is given back when the process is gone, and kept in the spawner state so a restarted
+hub takes it back.
 
 By default every server runs as the hub's own Unix user (the usual case on one workstation, and
 in containers where the hub is root); set ``run_as_system_user`` to start each one as the Unix
@@ -83,7 +85,8 @@ def shipped_examples_dir() -> str:
 
 
 class LocalResourceSpawner(LocalProcessSpawner):
-    """A local process with assigned GPUs, pinned cores and (where possible) a memory limit."""
+    """A local process with assigned GPUs, a CPU share (or pinned cores) and, where possible,
+    a memory limit."""
 
     run_as_system_user = Bool(
         False,
