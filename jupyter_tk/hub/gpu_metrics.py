@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -83,8 +84,12 @@ class GpuMetrics(LoggingConfigurable):
         """,
     )
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Called whenever `block()` changes (new figures, an error, staleness), so an inventory
+        # can fold the block into its version and ETag.
+        self._on_change = on_change
+        self._block_json = b"null"
         self._nodes: dict[str, list[dict]] = {}
         self._as_of: float | None = None
         self._error: str | None = None
@@ -176,13 +181,15 @@ class GpuMetrics(LoggingConfigurable):
                 "message": message,
                 "nodes": self._nodes,
             }
+            self._block_json = json.dumps(self._block, separators=(",", ":")).encode()
+            if self._on_change is not None:
+                self._on_change()
         return self._block
 
-    @property
-    def version(self) -> tuple:
-        """Changes whenever `block()` would change."""
+    def block_json(self) -> bytes:
+        """`block()` encoded as JSON (encoded once per change, not per request)."""
         self.block()
-        return self._block_key or ()
+        return self._block_json
 
 
 def parse_dcgm_vector(result: list[dict], idle_percent: float) -> dict[str, list[dict]]:

@@ -8,6 +8,7 @@ then marked stale; a Prometheus that never answers leaves the figures unavailabl
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -74,11 +75,14 @@ async def test_an_allocated_gpu_without_work_is_marked_idle(prometheus, exporter
 
 
 async def test_prometheus_stopped_keeps_the_last_figures_then_marks_them_stale(prometheus):
-    metrics = GpuMetrics(prometheus_url=prometheus.url, stale_after_seconds=0.5)
+    changes = []
+    metrics = GpuMetrics(
+        prometheus_url=prometheus.url, stale_after_seconds=0.5, on_change=lambda: changes.append(1)
+    )
     await metrics.refresh()
     before = metrics.block()
     assert before["available"] and not before["stale"]
-    version = metrics.version
+    assert len(changes) == 1
 
     prometheus.stop()
     await metrics.refresh()
@@ -88,7 +92,8 @@ async def test_prometheus_stopped_keeps_the_last_figures_then_marks_them_stale(p
     assert after["stale"] is True
     assert after["nodes"] == before["nodes"]
     assert after["message"].startswith("Live GPU figures are out of date: Prometheus")
-    assert metrics.version != version
+    assert len(changes) == 2  # stale is a change the inventory must hear about
+    assert json.loads(metrics.block_json()) == after
 
     prometheus.start()
     await metrics.refresh()
