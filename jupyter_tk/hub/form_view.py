@@ -3,7 +3,8 @@
 Pure: from the user's policy rule, the catalog state, the inventory snapshot and the options
 of their last spawn, it works out the choices, which of them are selected, which cannot fit
 right now and why, the bounds of the controls and the summary line. With JavaScript off this
-is the whole form; with it on, ``hub_plugin`` recomputes the same from live data.
+is the whole form; with it on, ``hub_plugin`` recomputes the same from live data
+(``evaluate.ts``); the shared cases in ``tests/vectors/form_rules.json`` check both.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jupyter_tk.hub.node_notes import gpu_use_lines, memory_advisory, memory_notes
+from jupyter_tk.hub.node_notes import gpu_notes, gpu_use_lines, memory_advisory, memory_notes
 from jupyter_tk.hub.placement import (
     GpuKind,
     ResourceRequest,
     fit_checker,
+    gpu_absence,
     gpu_kinds,
-    largest_request,
     why_nothing_fits,
 )
 from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
@@ -77,13 +78,13 @@ def custom_limits_text(cpu: float, memory: int, gpus: int) -> str:
     return text
 
 
-def _custom_limits(rule: PolicyRule, nodes: Sequence[Mapping], ratio: float) -> dict:
-    """The most a custom size may ask for: the policy cap, or less where no node the user may
-    pick is that large. Only what is shown; validation checks the caps and free amounts."""
-    caps = {"cpu": rule.max.cpu, "memory": rule.max.memory, "gpus": rule.max.gpus}
-    largest = largest_request(nodes, ratio=ratio) or caps
-    shown = {name: min(cap, largest[name]) for name, cap in caps.items()}
-    return {**shown, "text": custom_limits_text(**shown)}
+def gpu_bound_text(absent: str | None, limit: int, caps_gpus: int) -> str:
+    """The help under "GPUs": ``"0 to 2"``, or why there can be none (never a bare "0 to 0")."""
+    if caps_gpus == 0:
+        return "0 (your group may not use GPUs)"
+    if absent is not None:
+        return f"{absent[0].upper()}{absent[1:]}"
+    return f"0 to {limit}"
 
 
 def _preset_request(preset: Any) -> ResourceRequest:
@@ -154,6 +155,7 @@ def build_form_view(
     resources_url: str,
     refresh_seconds: float,
     notices: Sequence[str] = (),
+    refusal: str = "",
 ) -> dict:
     """The template namespace of ``tk_spawn/form.html``."""
     rule, catalog, snapshot, limits = (
@@ -168,6 +170,8 @@ def build_form_view(
         chosen.node = ""
     request = chosen.request(rule)
     ratio = limits.guarantee_ratio
+    source = context.source
+    size_limits = context.size_limits()
 
     def checker(req: ResourceRequest):
         return fit_checker(req, ratio=ratio, tolerations=context.tolerations(req.wants_gpu))
@@ -213,18 +217,24 @@ def build_form_view(
                 "checked": preset.slug == chosen.profile,
                 "reason": None
                 if fits
-                else "does not fit the chosen node right now"
-                if selected_node
-                else "no node has room right now",
+                else preset_reason(preset, nodes, bool(selected_node), source),
             }
         )
 
     ready = [n for n in candidates if _usable(n)]
     kinds = gpu_kinds(ready)
     all_kinds = gpu_kinds(n for n in nodes if _usable(n))
-    kind_rows = _gpu_kind_rows(all_kinds, kinds, chosen.gpu_resource, chosen.node)
-    bounds = _bounds(rule, ready, ratio, limits, chosen.gpu_resource, kinds)
-    custom_limits = _custom_limits(rule, nodes, ratio)
+    # The GPU kind the choice stands for (a preset's own), so greyed fields agree with it.
+    shown_resource = request.gpu_resource if request.wants_gpu else chosen.gpu_resource
+    kind_rows = _gpu_kind_rows(all_kinds, kinds, shown_resource, chosen.node)
+    absent = gpu_absence(nodes, shown_resource or None, source=source)
+    if shown_resource and absent and not any(r["resource"] == shown_resource for r in kind_rows):
+        kind_rows.append(
+            {"resource": shown_resource, "label": f"{shown_resource} — {absent}", "selected": True}
+        )
+    no_gpus = gpu_absence(nodes, None, source=source)
+    bounds = _bounds(rule, size_limits, limits, chosen.gpu_resource, kinds)
+    custom_limits = {**size_limits, "text": custom_limits_text(**size_limits)}
 
     images = [
         {
@@ -270,7 +280,13 @@ def build_form_view(
         },
         "gpu_kinds": kind_rows,
         "gpu_use": gpu_use_lines(ready),
-        "gpu_count": {"value": chosen.gpu_count, "max": bounds["gpus"]},
+        "gpu_count": {
+            "value": request.gpu_count if request.wants_gpu else chosen.gpu_count,
+            "max": bounds["gpus"],
+            "text": gpu_bound_text(no_gpus, bounds["gpus"], rule.max.gpus),
+        },
+        # Why there are no GPUs where the inventory knows (e.g. "NVML is not available ...").
+        "gpu_notes": gpu_notes(nodes),
         "caps": {
             "cpu": format_cores(rule.max.cpu),
             "memory": format_bytes(rule.max.memory),
@@ -290,8 +306,14 @@ def build_form_view(
             "source": snapshot.get("source", ""),
         },
         "notices": list(notices),
+        "policy_message": rule.message,
+        "refusal": refusal,
         "resources_url": resources_url,
-        "config": _front_end_config(context, resources_url, refresh_seconds),
+        "config": {
+            **_front_end_config(context, resources_url, refresh_seconds),
+            # Why the last submission was refused: shown by Start until the choice changes.
+            "refusal": refusal,
+        },
     }
 
 
@@ -326,20 +348,28 @@ def _gpu_kind_rows(
     return rows
 
 
+def preset_reason(preset: Any, nodes: Sequence[Mapping], chosen_node: bool, source: str) -> str:
+    """Why a preset cannot be started: its GPU exists nowhere (said as such: it will not pass),
+    or no node / the chosen node has room right now."""
+    if preset.gpu_resource and preset.gpu_count:
+        absent = gpu_absence(nodes, preset.gpu_resource, source=source)
+        if absent:
+            return absent
+    if chosen_node:
+        return "does not fit the chosen node right now"
+    return "no node has room right now"
+
+
 def _bounds(
     rule: PolicyRule,
-    ready: Sequence[Mapping],
-    ratio: float,
+    size_limits: Mapping,
     limits: SpawnLimits,
     gpu_resource: str,
     kinds: Sequence[GpuKind],
 ) -> dict:
-    """Largest CPU / memory / GPU count worth offering: the cap, or the most any node has."""
-    best_cpu = max((float((n.get("free") or {}).get("cpu", 0)) for n in ready), default=0.0)
-    best_memory = max((int((n.get("free") or {}).get("memory", 0)) for n in ready), default=0)
-    # Limits are what the user types; the node must hold `ratio` of them.
-    cpu = min(rule.max.cpu, math.floor(best_cpu / ratio * 1000) / 1000)
-    memory = min(rule.max.memory, int(best_memory / ratio))
+    """Largest CPU / memory / GPU count worth offering: CPU and memory the size limits (the
+    numbers the Custom card and a refusal show), GPUs the most free of the kind on one node."""
+    cpu, memory = size_limits["cpu"], size_limits["memory"]
     kind = next((k for k in kinds if k.resource == gpu_resource), None)
     most_gpus = (
         kind.max_free_on_one_node

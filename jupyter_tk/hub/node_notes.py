@@ -4,7 +4,7 @@ Both come from additive fields of the resources snapshot that only some inventor
 (the local one: ``memory_enforced`` / ``memory_note`` on the node, a ``devices`` list on each GPU
 kind; the Kubernetes inventory's ``devices`` is a number, the GPUs behind the resource).
 A node without them (every Kubernetes node) adds nothing. The front end mirrors this file in
-``hub_plugin/src/notes.ts``: keep the two in step.
+``hub_plugin/src/notes.ts``; ``tests/vectors/form_rules.json`` checks that both agree.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from jupyter_tk.hub.quantities import format_bytes
 
-__all__ = ["gpu_use_lines", "memory_advisory", "memory_notes"]
+__all__ = ["gpu_notes", "gpu_use_lines", "memory_advisory", "memory_notes"]
 
 _DEFAULT_MEMORY_NOTE = "Memory limits are advisory on this node: a server may use more."
 
@@ -32,6 +32,18 @@ def memory_notes(nodes: Iterable[Mapping]) -> list[str]:
         (str(node.get("name", "")), node.get("memory_note") or _DEFAULT_MEMORY_NOTE)
         for node in nodes
         if memory_advisory(node)
+    ]
+    texts = list(dict.fromkeys(note for _, note in noted))
+    if len(texts) <= 1:
+        return texts
+    return list(dict.fromkeys(f"{name}: {note}" for name, note in noted))
+
+
+def gpu_notes(nodes: Iterable[Mapping]) -> list[str]:
+    """The distinct ``gpu_note`` of ``nodes`` (why a node shows no GPUs, e.g. "NVML is not
+    available on this machine: ..."), in node order; with several, prefixed by the node's name."""
+    noted = [
+        (str(node.get("name", "")), node["gpu_note"]) for node in nodes if node.get("gpu_note")
     ]
     texts = list(dict.fromkeys(note for _, note in noted))
     if len(texts) <= 1:

@@ -1,8 +1,9 @@
 """Which nodes can take a server of a given size right now, and why the others cannot.
 
-Pure functions over the `/hub/api/tk/resources` snapshot (see ARCHITECTURE.md). The spawn form
-uses them to disable choices, the validator to refuse a submission that no longer fits. The
-front end mirrors this file in ``hub_plugin/src/placement.ts``: keep the two in step.
+Pure functions over the `/hub/api/tk/resources` snapshot. The spawn form uses them to disable
+choices, the validator to refuse a submission that no longer fits. The front end mirrors this
+file in ``hub_plugin/src/placement.ts``; the shared cases in ``tests/vectors/form_rules.json``
+(run by pytest and by the front end's tests) check that both say the same.
 
 A node can take a request when it is Ready, not cordoned, every NoSchedule/NoExecute taint is
 tolerated, and its free CPU, memory and GPUs of the requested kind cover what the pod will
@@ -15,6 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jupyter_tk.hub.quantities import format_bytes, format_cores, format_gpu_kind
 
@@ -22,11 +24,14 @@ __all__ = [
     "GpuKind",
     "ResourceRequest",
     "fit_checker",
+    "gpu_absence",
     "gpu_kinds",
     "largest_request",
     "node_unfit_reason",
     "nodes_that_fit",
+    "place_name",
     "scheduling_amounts",
+    "size_limits",
     "taint_is_tolerated",
     "why_nothing_fits",
 ]
@@ -202,6 +207,38 @@ def largest_request(nodes: Iterable[Mapping], *, ratio: float = 1.0) -> dict | N
         "memory": int(memory / ratio),
         "gpus": gpus,
     }
+
+
+def size_limits(caps: Any, nodes: Iterable[Mapping], *, ratio: float = 1.0) -> dict:
+    """``{"cpu", "memory", "gpus"}``: the most one custom server may ask for, the policy's caps
+    (``caps.cpu``, ``caps.memory``, ``caps.gpus``) or less where no node is that large.
+
+    The one number the form's help text, the Custom card and the refusal all show.
+    """
+    largest = largest_request(nodes, ratio=ratio)
+    limits = {"cpu": caps.cpu, "memory": caps.memory, "gpus": caps.gpus}
+    if largest is None:
+        return limits
+    return {name: min(cap, largest[name]) for name, cap in limits.items()}
+
+
+def place_name(source: str) -> str:
+    """How the form names where servers run: the hub's machine, or the nodes of a cluster."""
+    return "this machine" if source == "local" else "any node you may use"
+
+
+def gpu_absence(nodes: Iterable[Mapping], resource: str | None, *, source: str) -> str | None:
+    """Why ``resource`` can never be had on ``nodes`` (not merely now): None when one offers it.
+
+    ``"this machine has no GPU"`` (local), ``"no node you may use offers GPUs"`` (a cluster
+    without any), ``"no node you may use offers nvidia.com/mig-1g.10gb"`` (other kinds only).
+    """
+    offered = {gpu.get("resource") for node in nodes for gpu in node.get("gpus") or ()}
+    if resource in offered:
+        return None
+    if not offered:
+        return "this machine has no GPU" if source == "local" else "no node you may use offers GPUs"
+    return f"no node you may use offers {resource}"
 
 
 @dataclass(frozen=True)

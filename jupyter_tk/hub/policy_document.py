@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
@@ -45,6 +45,9 @@ _RESOURCE_RE = re.compile(
     re.ASCII,
 )
 _MATCH_ALL = "*"
+# A trait name as KubeSpawner spells them; no leading "_" (private attributes).
+_TRAIT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
+_MESSAGE_LENGTH_MAX = 500
 
 
 class PolicyError(ValueError):
@@ -86,6 +89,9 @@ class Preset:
     memory: int
     gpu_resource: str | None = None
     gpu_count: int = 0
+    #: Spawner traits this preset sets (``kubespawner_override`` in the file): volumes,
+    #: environment, node_selector, ... Only the policy file sets them, never a user.
+    spawner_overrides: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,9 @@ class PolicyRule:
     custom_images: CustomImages = CustomImages()
     nodes: tuple[str, ...] = (_MATCH_ALL,)
     presets: tuple[Preset, ...] = ()
+    #: Shown on the form to users of this rule, e.g. "For GPU access, please contact your
+    #: administrator."; empty for none.
+    message: str = ""
 
     def matches(self, user_groups: Iterable[str]) -> bool:
         """Whether this rule applies to a user in ``user_groups``."""
@@ -192,13 +201,16 @@ def _parse_rule(data: Any, path: str, presets_by_slug: Mapping[str, Preset]) -> 
         data,
         path,
         required={"groups", "max"},
-        optional={"images", "custom_images", "nodes", "presets"},
+        optional={"images", "custom_images", "nodes", "presets", "message"},
     )
     groups = _strings(data["groups"], f"{path}.groups", non_empty=True)
     caps = _parse_caps(data["max"], f"{path}.max")
     images = _strings(data.get("images", [_MATCH_ALL]), f"{path}.images")
     nodes = _strings(data.get("nodes", [_MATCH_ALL]), f"{path}.nodes")
     custom = _parse_custom_images(data.get("custom_images", {}), f"{path}.custom_images")
+    message = _text(data.get("message", ""), f"{path}.message").strip()
+    if len(message) > _MESSAGE_LENGTH_MAX:
+        raise PolicyError(f"{path}.message: longer than {_MESSAGE_LENGTH_MAX} characters")
 
     if "presets" in data:
         slugs = _strings(data["presets"], f"{path}.presets")
@@ -217,6 +229,7 @@ def _parse_rule(data: Any, path: str, presets_by_slug: Mapping[str, Preset]) -> 
         custom_images=custom,
         nodes=nodes,
         presets=within_caps,
+        message=message,
     )
 
 
@@ -261,7 +274,7 @@ def _parse_presets(data: Any, path: str) -> tuple[Preset, ...]:
             item,
             item_path,
             required={"slug", "cpu", "memory"},
-            optional={"display_name", "description", "gpu"},
+            optional={"display_name", "description", "gpu", "kubespawner_override"},
         )
         slug = item["slug"]
         if not isinstance(slug, str) or not _SLUG_RE.fullmatch(slug):
@@ -290,9 +303,32 @@ def _parse_presets(data: Any, path: str) -> tuple[Preset, ...]:
                 memory=memory,
                 gpu_resource=gpu_resource,
                 gpu_count=gpu_count,
+                spawner_overrides=_parse_overrides(
+                    item.get("kubespawner_override", {}), f"{item_path}.kubespawner_override"
+                ),
             )
         )
     return tuple(presets)
+
+
+def _parse_overrides(data: Any, path: str) -> dict[str, Any]:
+    """Spawner trait name -> value. Names only: which traits exist is the spawner's to say
+    (KubeSpawner refuses an unknown one when it applies them), values are taken as written."""
+    if not isinstance(data, Mapping):
+        raise PolicyError(
+            f"{path}: expected a mapping of spawner trait to value, got {_kind(data)}"
+        )
+    for name in data:
+        if not isinstance(name, str) or not _TRAIT_RE.fullmatch(name):
+            raise PolicyError(
+                f"{path}: {name!r} is not a spawner trait name (e.g. volumes, environment, "
+                "node_selector)"
+            )
+    try:
+        # Plain JSON values only, copied, so nothing outside the policy can change them.
+        return json.loads(json.dumps(dict(data), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise PolicyError(f"{path}: values must be plain JSON data ({e})") from None
 
 
 def _parse_preset_gpu(data: Any, path: str) -> tuple[str | None, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import url_path_join
@@ -250,13 +251,27 @@ class TkSpawnerMixin(LoggingConfigurable):
         if self.tk_policy.error:
             notices.append(f"The policy in force is an older one: {self.tk_policy.error}")
         refused = self.__dict__.pop("_tk_refused_choice", None)
-        last = refused or self.user_options or getattr(self.orm_spawner, "user_options", None) or {}
+        refusal = self.__dict__.pop("_tk_refusal", "")
+        linked = self.__dict__.pop("_tk_linked_choice", None)
+        if linked is not None:
+            notices.append(
+                "A link from outside this hub chose these settings. Check them, then press "
+                "Start to start the server."
+            )
+        last = (
+            refused
+            or linked
+            or self.user_options
+            or getattr(self.orm_spawner, "user_options", None)
+            or {}
+        )
         view = build_form_view(
             context=context,
             last_options=last,
             resources_url=self.resources_url(),
             refresh_seconds=self.refresh_seconds,
             notices=notices,
+            refusal=refusal,
         )
         view.update(style=_assets.style, script=_assets.script)
         return render_template(FORM_TEMPLATE, view, self.form_template_paths)
@@ -264,13 +279,44 @@ class TkSpawnerMixin(LoggingConfigurable):
     async def options_from_query(self, query_data: dict) -> dict:
         """A deep link (``/hub/spawn?image=...``): parsed and validated like the form.
 
+        It starts the server at once only when one of the hub's own pages led here; from
+        anywhere else (another site, a typed or pasted address) it opens the form filled in
+        with its choices, and the user's click on Start starts it. Otherwise any page on the
+        web could start (and hold) a GPU server for a logged-in user.
+
         A query with none of the form's fields (``?_xsrf=...`` left in the address bar after a
         refused submission) shows the form instead of starting a default server.
         """
         known = {key: value for key, value in query_data.items() if key in FORM_FIELDS}
         if not known:
             raise ShowTheForm()
-        return await self.tk_options_from_form(known)
+        options = await self.tk_options_from_form(known)
+        if not self.request_comes_from_the_hub():
+            self._tk_linked_choice = options
+            raise ShowTheForm()
+        return options
+
+    def request_comes_from_the_hub(self) -> bool:
+        """Whether the browser says a page of this hub (same origin, under the hub's base URL)
+        led to the current request: its ``Referer``. Browsers send it from the hub's pages
+        (same-origin requests keep the full address under the default referrer policy) and
+        never let another site forge it; no ``Referer`` counts as not from the hub."""
+        handler = getattr(self, "handler", None)
+        request = getattr(handler, "request", None)
+        referer = request.headers.get("Referer", "") if request is not None else ""
+        if not referer:
+            return False
+        try:
+            parts = urlsplit(referer)
+        except ValueError:
+            return False
+        hub = getattr(self, "hub", None)
+        base = hub.base_url if hub is not None else "/hub/"
+        return (
+            parts.scheme == request.protocol
+            and parts.netloc == request.host
+            and parts.path.startswith(base)
+        )
 
     async def tk_options_from_form(self, form_data: dict) -> dict:
         """Form data or deep-link query -> canonical ``user_options``; InvalidOptions if bad.
@@ -283,10 +329,11 @@ class TkSpawnerMixin(LoggingConfigurable):
             options = parse_form(form_data)
             context = await self.validation_context()
             return validate_user_options(options, context).user_options()
-        except InvalidOptions:
+        except InvalidOptions as e:
             # JupyterHub re-renders the form right after this refusal: show what was sent,
-            # not the last spawn's options.
+            # not the last spawn's options, and the reason by the Start button too.
             self._tk_refused_choice = submitted_choice(form_data)
+            self._tk_refusal = str(e)
             raise
 
     # -- at start ---------------------------------------------------------------------------

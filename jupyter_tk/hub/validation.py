@@ -12,9 +12,10 @@ sentence the hub shows above the re-rendered form; nothing else escapes, whateve
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +25,10 @@ from jupyter_tk.hub.image_reference import parse_image_reference
 from jupyter_tk.hub.placement import (
     ResourceRequest,
     fit_checker,
+    gpu_absence,
     node_unfit_reason,
+    place_name,
+    size_limits,
     why_nothing_fits,
 )
 from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
@@ -47,6 +51,7 @@ __all__ = [
 ]
 
 USER_OPTION_KEYS = frozenset({"profile", "image", "node", "cpu", "memory", "gpu"})
+_SIZE_KEYS = ("cpu", "memory", "gpu")
 
 _SHOWN_LENGTH = 60
 _COUNT_RE = re.compile(r"[0-9]{1,6}", re.ASCII)
@@ -110,6 +115,17 @@ class ValidationContext:
         """The snapshot's nodes this user's rule lets them pick."""
         return [n for n in self.snapshot.get("nodes") or () if self.rule.allows_node(n["name"])]
 
+    @property
+    def source(self) -> str:
+        """Where servers run: ``"local"`` (the hub's machine) or ``"kubernetes"``."""
+        return str(self.snapshot.get("source") or "")
+
+    def size_limits(self) -> dict:
+        """The most a custom size may ask for (see :func:`.placement.size_limits`)."""
+        return size_limits(
+            self.rule.max, self.usable_nodes(), ratio=self.limits.guarantee_ratio
+        )
+
 
 @dataclass(frozen=True)
 class ValidatedOptions:
@@ -123,6 +139,9 @@ class ValidatedOptions:
     memory: int  # bytes (limit)
     gpu_resource: str | None
     gpu_count: int
+    #: Spawner traits the chosen preset sets (``kubespawner_override`` in the policy file);
+    #: never from what a user sends.
+    spawner_overrides: dict = field(default_factory=dict)
 
     @property
     def request(self) -> ResourceRequest:
@@ -157,27 +176,31 @@ def validate_user_options(user_options: Any, context: ValidationContext) -> Vali
             f"{', '.join(sorted(USER_OPTION_KEYS))}."
         )
     rule = context.rule
-    profile = _profile(user_options.get("profile"), rule)
+    sized = [key for key in _SIZE_KEYS if user_options.get(key) is not None]
+    profile = _profile(user_options.get("profile"), rule, sized)
     preset = rule.preset(profile) if profile != CUSTOM_PROFILE else None
+    # Every size field sent is read strictly, with a preset too: a malformed value is a 400
+    # on every path, never silently replaced by the preset's.
+    cpu = _cpu(user_options.get("cpu"), context.limits)
+    memory = _memory(user_options.get("memory"), context.limits)
+    gpu_resource, gpu_count = _gpu(user_options.get("gpu"))
     if preset is not None:
+        _check_same_as_preset(preset, sized, cpu, memory, gpu_resource, gpu_count)
         cpu, memory = preset.cpu, preset.memory
         gpu_resource, gpu_count = preset.gpu_resource, preset.gpu_count
-    else:
-        cpu = _cpu(user_options.get("cpu"), context.limits)
-        memory = _memory(user_options.get("memory"), context.limits)
-        gpu_resource, gpu_count = _gpu(user_options.get("gpu"))
 
-    _check_caps(rule, cpu, memory, gpu_count)
-    if gpu_resource and not _gpu_kind_exists(context, gpu_resource):
-        raise InvalidOptions(
-            f"No node you may use offers the GPU kind {_shown(gpu_resource)}; "
-            "pick one of the GPU kinds listed on the form."
-        )
+    _check_caps(context, cpu, memory, gpu_count)
+    absent = gpu_absence(context.usable_nodes(), gpu_resource, source=context.source)
+    if gpu_resource and gpu_count and absent:
+        raise InvalidOptions(_gpu_absent_message(absent, gpu_resource, context))
     image, image_name, gpu_required = _image(user_options.get("image"), context)
     if gpu_required and not gpu_count:
-        raise InvalidOptions(
-            f"The image {image_name} needs a GPU: choose a GPU preset or request at least one GPU."
-        )
+        if preset is not None:
+            raise InvalidOptions(
+                f"The image {image_name} needs a GPU, and the preset {preset.slug} has none: "
+                f"choose a GPU preset, or {CUSTOM_PROFILE!r} with a GPU."
+            )
+        raise InvalidOptions(f"The image {image_name} needs a GPU: request at least one GPU.")
     request = ResourceRequest(cpu, memory, gpu_resource, gpu_count)
     node = _node(user_options.get("node"), request, context)
     return ValidatedOptions(
@@ -189,13 +212,18 @@ def validate_user_options(user_options: Any, context: ValidationContext) -> Vali
         memory=memory,
         gpu_resource=gpu_resource if gpu_count else None,
         gpu_count=gpu_count,
+        # A copy per spawn: a spawner that changes what it applies changes nothing shared.
+        spawner_overrides=copy.deepcopy(dict(preset.spawner_overrides)) if preset else {},
     )
 
 
-def _profile(value: Any, rule: PolicyRule) -> str:
+def _profile(value: Any, rule: PolicyRule, sized: Sequence[str]) -> str:
     if value is None or value == "":
-        # No choice sent (deep link, bare REST call): the first preset, else a free choice.
-        return rule.presets[0].slug if rule.presets else CUSTOM_PROFILE
+        # A size sent without a profile asks for that size (as a deep link ?cpu=4 does);
+        # nothing at all (a bare REST call): the first preset, else a free choice.
+        if sized or not rule.presets:
+            return CUSTOM_PROFILE
+        return rule.presets[0].slug
     if not isinstance(value, str):
         raise InvalidOptions(f"profile must be a preset name or {CUSTOM_PROFILE!r}.")
     if value == CUSTOM_PROFILE or rule.preset(value) is not None:
@@ -209,7 +237,9 @@ def _number(value: Any, what: str, example: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidOptions(f"{what} must be a number, got {_shown(value)}.")
     try:
-        amount = parse_quantity(value.strip() if isinstance(value, str) else value)
+        # No trimming: JSON is written by programs, and "4Gi\n" there is a bug worth a 400.
+        # The form trims what people type (form.parse_form) before it gets here.
+        amount = parse_quantity(value)
     except ValueError as e:
         if "too large" in str(e) or "out of range" in str(e):
             raise InvalidOptions(
@@ -252,8 +282,8 @@ def _gpu(value: Any) -> tuple[str | None, int]:
     if not isinstance(value, Mapping) or set(value) - {"resource", "count"}:
         raise InvalidOptions('gpu must be null or {"resource": "<GPU kind>", "count": <number>}.')
     resource, count = value.get("resource"), value.get("count", 1)
-    if isinstance(count, str) and _COUNT_RE.fullmatch(count.strip()):
-        count = int(count.strip())
+    if isinstance(count, str) and _COUNT_RE.fullmatch(count):
+        count = int(count)
     if isinstance(count, float) and count.is_integer():
         count = int(count)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -267,27 +297,69 @@ def _gpu(value: Any) -> tuple[str | None, int]:
     return resource, count
 
 
-def _check_caps(rule: PolicyRule, cpu: float, memory: int, gpus: int) -> None:
-    caps = rule.max
-    if cpu > caps.cpu:
+def _check_same_as_preset(
+    preset: Any, sized: Sequence[str], cpu: float, memory: int, resource: str | None, count: int
+) -> None:
+    """A preset says the size; a size sent with it must be the same (the saved options are)."""
+    sent = {
+        "cpu": cpu != preset.cpu,
+        "memory": memory != preset.memory,
+        "gpu": (resource, count) != (preset.gpu_resource, preset.gpu_count)
+        and (count or preset.gpu_count),
+    }
+    for key in sized:
+        if sent[key]:
+            raise InvalidOptions(
+                f"The preset {preset.slug} sets {key} itself: leave {key} out, or use the "
+                f"profile {CUSTOM_PROFILE!r} to choose it."
+            )
+
+
+def limit_message(what: str, amount: str, limit: str, *, cap: bool, source: str) -> str:
+    """``"64 CPU is over your limit of 16 CPU."``, or, where no node is that large, ``"… is
+    more than this machine can hold (22.5 GiB)."``: the number the form shows as the maximum."""
+    if cap:
+        return f"{amount}{what} is over your limit of {limit}."
+    return f"{amount}{what} is more than {place_name(source)} can hold ({limit})."
+
+
+def _check_caps(context: ValidationContext, cpu: float, memory: int, gpus: int) -> None:
+    caps, limits, source = context.rule.max, context.size_limits(), context.source
+    if cpu > limits["cpu"]:
         raise InvalidOptions(
-            f"{format_cores(cpu)} CPU is over your limit of {format_cores(caps.cpu)} CPU."
+            limit_message(
+                " CPU",
+                format_cores(cpu),
+                f"{format_cores(limits['cpu'])} CPU",
+                cap=limits["cpu"] >= caps.cpu,
+                source=source,
+            )
         )
-    if memory > caps.memory:
+    if memory > limits["memory"]:
         raise InvalidOptions(
-            f"{format_bytes(memory)} of memory is over your limit of {format_bytes(caps.memory)}."
+            limit_message(
+                " of memory",
+                format_bytes(memory),
+                format_bytes(limits["memory"]),
+                cap=limits["memory"] >= caps.memory,
+                source=source,
+            )
         )
     if gpus > caps.gpus:
         limit = "you may not use GPUs" if not caps.gpus else f"your limit is {caps.gpus}"
         raise InvalidOptions(f"{gpus} GPU(s) requested, but {limit}.")
 
 
-def _gpu_kind_exists(context: ValidationContext, resource: str) -> bool:
-    return any(
-        gpu.get("resource") == resource
-        for node in context.usable_nodes()
-        for gpu in node.get("gpus") or ()
+def _gpu_absent_message(absent: str, resource: str, context: ValidationContext) -> str:
+    kinds = sorted(
+        {gpu["resource"] for node in context.usable_nodes() for gpu in node.get("gpus") or ()}
     )
+    if kinds:
+        return (
+            f"No node you may use offers the GPU kind {_shown(resource)}; "
+            f"the kinds you may use are {', '.join(kinds)}."
+        )
+    return f"{absent[0].upper()}{absent[1:]}: choose a size without a GPU."
 
 
 def _image(value: Any, context: ValidationContext) -> tuple[str, str | None, bool]:

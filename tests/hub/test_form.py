@@ -153,11 +153,13 @@ def test_gpu_kinds_missing_on_the_chosen_node_say_so():
     assert kinds[GPU]["text"].endswith("not on cpu-1")
 
 
-def test_controls_are_bounded_by_cap_and_free_amounts():
+def test_controls_are_bounded_by_the_size_limits_and_free_gpus():
+    # CPU and memory: the one maximum of the Custom card (cap 16, the largest node has 32);
+    # what the chosen node has free is the fit check's to say. GPUs: the free ones there.
     parsed = controls(render(last={"node": "cpu-1"}))
     cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
     count = next(i for i in parsed.inputs if i.get("name") == "gpu_count")
-    assert (cpu["min"], cpu["max"], count["max"]) == ("0.1", "8", "0")
+    assert (cpu["min"], cpu["max"], count["max"]) == ("0.1", "16", "0")
     parsed = controls(render(last={"node": "mig-1"}))
     cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
     assert cpu["max"] == "16"  # the cap, below mig-1's 32 free
@@ -364,7 +366,7 @@ def test_the_local_gpus_live_use_is_described_in_words():
         "GPU 2 slice 2: free, 256 MiB of 9.5 GiB used",
     ]
     select = re.search(r'<select name="gpu_resource"[^>]*>', html).group(0)
-    assert 'aria-describedby="jp-tk-gpu-help jp-tk-gpu-use"' in select
+    assert 'aria-describedby="jp-tk-gpu-help jp-tk-gpu-note jp-tk-gpu-use"' in select
 
 
 def custom_card(html: str) -> str:
@@ -393,17 +395,16 @@ def test_the_custom_card_offers_the_cap_or_the_largest_node(group, snapshot, rat
     assert custom_card(html) == expected
 
 
-def test_the_custom_limits_do_not_loosen_validation():
-    # Given one 2-core machine, whose card says "Up to 2 CPU"
+def test_the_custom_limits_are_the_one_maximum_everywhere():
+    # Given one 2-core machine, whose card says "Up to 2 CPU" and whose help text says "to 2"
     ctx = context(snapshot=local_snapshot())
-    assert custom_card(render(ctx=ctx)).startswith("Up to 2 CPU")
-    # Then a request over the cap is refused for the cap, and one under it but over what is
-    # free is refused for the node; the form's text changes neither.
-    with pytest.raises(InvalidOptions, match="over your limit of 16 CPU"):
-        validate_user_options(
-            {"profile": "custom", "image": "tk-jupyter-scipy", "cpu": "32", "memory": "1Gi"}, ctx
-        )
-    with pytest.raises(InvalidOptions, match="No node has room for 3 CPU"):
-        validate_user_options(
-            {"profile": "custom", "image": "tk-jupyter-scipy", "cpu": "3", "memory": "1Gi"}, ctx
-        )
+    html = render(ctx=ctx)
+    assert custom_card(html).startswith("Up to 2 CPU")
+    assert ">0.1 to 2</span>" in html
+    # Then a request over it is refused with that same number, whether over the cap or not.
+    for cpu in ("32", "3"):
+        with pytest.raises(InvalidOptions, match=r"more than this machine can hold \(2 CPU\)"):
+            validate_user_options(
+                {"profile": "custom", "image": "tk-jupyter-scipy", "cpu": cpu, "memory": "1Gi"},
+                ctx,
+            )

@@ -766,3 +766,91 @@ def test_well_formed_documents_are_accepted_with_exactly_the_presets_within_caps
     for rule in policy.rules:
         within = [p for p in policy.presets if rule.max.covers(p.cpu, p.memory, p.gpu_count)]
         assert list(rule.presets) == within
+
+
+# -- rule messages and preset overrides -----------------------------------------------------------
+
+
+def test_a_rule_may_carry_a_message_for_the_form():
+    rules = [{"groups": ["*"], "max": {"cpu": 1, "memory": "1Gi"}, "message": "  Ask us.  "}]
+    assert parse_policy({"rules": rules}).rules[0].message == "Ask us."
+    del rules[0]["message"]
+    assert parse_policy({"rules": rules}).rules[0].message == ""
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (None, "rules[0].message: expected a string"),
+        (["a"], "rules[0].message: expected a string"),
+        ("x" * 501, "rules[0].message: longer than 500 characters"),
+    ],
+)
+def test_a_bad_rule_message_names_its_key(message, error):
+    rules = [{"groups": ["*"], "max": {"cpu": 1, "memory": "1Gi"}, "message": message}]
+    with pytest.raises(PolicyError, match=error.replace("[", r"\[").replace("]", r"\]")):
+        parse_policy({"rules": rules})
+
+
+DSHM = {
+    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
+    "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    "environment": {"A": "1"},
+    "node_selector": {"pool": "gpu"},
+    "image_pull_policy": "Always",
+    "extra_pod_config": {"priorityClassName": "high"},
+}
+
+
+def test_presets_carry_spawner_overrides_as_written():
+    presets = [
+        {"slug": "p", "cpu": 1, "memory": "1Gi", "kubespawner_override": copy.deepcopy(DSHM)}
+    ]
+    rules = [{"groups": ["*"], "max": {"cpu": 1, "memory": "1Gi"}}]
+    document = parse_policy({"presets": presets, "rules": rules})
+    assert document.presets[0].spawner_overrides == DSHM
+    assert document.rules[0].presets[0].spawner_overrides == DSHM
+    # A copy: changing the input later changes nothing in force.
+    presets[0]["kubespawner_override"]["environment"]["A"] = "2"
+    assert document.presets[0].spawner_overrides["environment"] == {"A": "1"}
+    # Without the key: none.
+    assert (
+        parse_policy({"presets": [PRESETS[0]], "rules": rules}).presets[0].spawner_overrides == {}
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        (["volumes"], "expected a mapping of spawner trait to value"),
+        ({"_private": 1}, "'_private' is not a spawner trait name"),
+        ({"Volumes": []}, "'Volumes' is not a spawner trait name"),
+        ({"cmd": float("nan")}, "values must be plain JSON data"),
+        ({"cmd": {1, 2}}, "values must be plain JSON data"),
+    ],
+)
+def test_bad_spawner_overrides_name_their_key(override, error):
+    presets = [{"slug": "p", "cpu": 1, "memory": "1Gi", "kubespawner_override": override}]
+    rules = [{"groups": ["*"], "max": {"cpu": 1, "memory": "1Gi"}}]
+    with pytest.raises(PolicyError, match=r"presets\[0\]\.kubespawner_override: " + error):
+        parse_policy({"presets": presets, "rules": rules})
+
+
+def test_the_shipped_university_policy():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    document = load_policy_file(os.path.join(root, "share", "policy.university.yaml"))
+    members = next(rule for rule in document.rules if rule.matches(["cpsHPCAccess"]))
+    everyone = next(rule for rule in document.rules if rule.matches(["physics"]))
+    # Everyone: one small CPU-only profile, one fixed image, the message.
+    assert [p.slug for p in everyone.presets] == ["cpu-small"]
+    assert everyone.presets[0].gpu_count == 0 and everyone.max.gpus == 0
+    assert everyone.images == ("tk-jupyter-scipy",) and not everyone.custom_images.allowed
+    assert everyone.message == "For GPU access, please contact your administrator."
+    # cpsHPCAccess: GPU presets, custom sizes up to 16 CPU / 128 GiB / 2 GPUs, custom images.
+    assert {p.slug for p in members.presets} >= {"gpu-1", "gpu-2"}
+    assert (members.max.cpu, members.max.memory, members.max.gpus) == (16, 128 * GiB, 2)
+    assert members.custom_images.allowed and members.message == ""
+    # The /dev/shm of medium Memory that PyTorch data loaders need.
+    gpu_1 = members.preset("gpu-1")
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in gpu_1.spawner_overrides["volume_mounts"]
+    assert gpu_1.spawner_overrides["volumes"][0]["emptyDir"]["medium"] == "Memory"

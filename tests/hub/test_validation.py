@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -204,6 +205,92 @@ def test_malformed_form_data_is_refused(form_data):
 def test_the_custom_image_choice_needs_a_reference():
     with pytest.raises(InvalidOptions, match="Type the custom image"):
         parse_form(form(image="", custom_image="  "))
+
+
+# -- strict on every path (REST bodies as sent, no profile) --------------------------------------
+
+STRICT_REST = [
+    ("NaN", {"cpu": math.nan}, "CPU must be a number such as 2, 0.5 or 500m, got nan."),
+    ("negative", {"cpu": -1}, "CPU must be more than 0, got -1."),
+    ("a list", {"cpu": [1]}, "CPU must be a number, got [1]."),
+    ("fractional bytes", {"memory": 1.5}, "Memory must be a whole number of bytes, got 1.5."),
+    (
+        "cpu as a GPU kind",
+        {"gpu": {"resource": "cpu", "count": 1}},
+        "No node you may use offers the GPU kind 'cpu'; the kinds you may use are "
+        "nvidia.com/gpu, nvidia.com/mig-1g.10gb.",
+    ),
+    ("trailing newline", {"memory": "4Gi\n"}, "Memory must be a number such as 8Gi or 512Mi"),
+    ("leading space", {"cpu": " 1"}, "CPU must be a number such as 2, 0.5 or 500m, got ' 1'."),
+    ("GPU count with a space", {"gpu": {"resource": GPU, "count": " 1"}}, "whole number"),
+    ("a size with a preset", {"profile": "cpu-basic", "cpu": 3}, "The preset cpu-basic sets cpu"),
+    ("NaN with a preset", {"profile": "cpu-basic", "cpu": math.nan}, "CPU must be a number"),
+    ("spawner overrides", {"spawner_overrides": {"privileged": True}}, "Unknown option"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "options", "message"), STRICT_REST, ids=[r[0] for r in STRICT_REST]
+)
+def test_malformed_rest_options_are_refused_even_without_a_profile(what, options, message):
+    error = refuse(options)
+    assert error.status_code == 400
+    assert message in str(error)
+
+
+def test_a_size_without_a_profile_is_a_custom_choice():
+    got = accept({"gpu": {"resource": GPU, "count": 1}, "image": "tk-jupyter-ml-gpu"})
+    assert (got.profile, got.gpu_resource, got.gpu_count, got.cpu) == ("custom", GPU, 1, 1.0)
+
+
+def test_a_gpu_image_with_a_cpu_preset_says_the_preset_has_no_gpu():
+    error = refuse({"profile": "cpu-basic", "image": "tk-jupyter-ml-gpu"})
+    assert str(error) == (
+        "The image tk-jupyter-ml-gpu needs a GPU, and the preset cpu-basic has none: "
+        "choose a GPU preset, or 'custom' with a GPU."
+    )
+    error = refuse({"profile": "custom", "image": "tk-jupyter-ml-gpu"})
+    assert str(error) == "The image tk-jupyter-ml-gpu needs a GPU: request at least one GPU."
+
+
+def test_saved_options_of_a_preset_validate_again():
+    first = accept({"profile": "gpu-1", "image": "tk-jupyter-ml-gpu"})
+    assert accept(first.user_options()) == first
+
+
+def test_the_form_trims_what_people_type_but_rest_does_not():
+    got = accept(parse_form(form(profile="custom", cpu=" 1", memory="4Gi\n")))
+    assert (got.cpu, got.memory) == (1.0, 4 * GIB)
+    assert "got ' 1'" in str(refuse({"profile": "custom", "cpu": " 1"}))
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("local", "This machine has no GPU: choose a size without a GPU."),
+        ("kubernetes", "No node you may use offers GPUs: choose a size without a GPU."),
+    ],
+)
+def test_a_gpu_where_there_is_none_says_so(source, message):
+    snapshot = {**lab_snapshot(), "source": source, "nodes": [node("cpu-1", 8, 32)]}
+    assert str(refuse({"profile": "gpu-1"}, snapshot=snapshot)) == message
+    custom = {"profile": "custom", "gpu": {"resource": GPU, "count": 1}}
+    assert str(refuse(custom, snapshot=snapshot)) == message
+
+
+def test_a_preset_brings_its_spawner_overrides_and_a_user_cannot_add_any():
+    from jupyter_tk.hub.policy_document import parse_policy
+    from tests.support.spawn_fixtures import POLICY
+
+    override = {"volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]}
+    presets = [{**POLICY["presets"][0], "kubespawner_override": override}, *POLICY["presets"][1:]]
+    rule = parse_policy({**POLICY, "presets": presets}).rules[0]
+    ctx = dataclasses.replace(context(), rule=rule)
+    got = validate_user_options({"profile": "cpu-basic"}, ctx)
+    assert got.spawner_overrides == override
+    got.spawner_overrides["volumes"].clear()  # a spawner changing its copy changes no policy
+    assert validate_user_options({"profile": "cpu-basic"}, ctx).spawner_overrides == override
+    assert validate_user_options({"profile": "custom"}, ctx).spawner_overrides == {}
 
 
 # -- properties ---------------------------------------------------------------------------------
