@@ -14,6 +14,10 @@ In process::
     api.pods(namespace=None)           # current pods;  api.created_pods: pods POSTed via HTTP
     api.events(namespace=None)         # current Event objects (e.g. FailedScheduling)
     api.force_gone()                   # every open watch gets a 410 ERROR; history forgotten
+    api.watch_gone = "status"          # every watch answers HTTP 410 ("event": a 410 ERROR
+                                       # event in a 200 stream; None: normal) until reset
+    api.hang() / api.resume()          # requests get no answer and open watches fall silent
+    api.create_failure = (403, "Forbidden", "message")   # pod creation answers this Status
     api.stats()                        # {"list": {plural: n}, "watch": {...}, "open_watches": n}
     await api.stop(); await api.start(port=api.port)   # restart on the same port, state kept
 
@@ -29,7 +33,9 @@ and endpoints, cluster-wide and per namespace; get/create/replace/merge-patch/de
 objects. A watch from a resourceVersion older than the last `history_window` changes gets `410`.
 POSTed pods are scheduled at once (see `kube_scheduler.find_node`): bound pods run with podIP
 127.0.0.1; others stay Pending with PodScheduled=False/Unschedulable and a FailedScheduling Event.
-Test-only endpoints: `POST /_sim/gone` (= force_gone), `GET /_sim/stats` (= stats()).
+Test-only endpoints: `POST /_sim/gone` (= force_gone), `GET /_sim/stats` (= stats()),
+`POST /_sim/mode` with JSON `{"watch_gone": ..., "hang": bool, "create_failure": [code, reason,
+message] | null}` (any subset; the attributes above, for a simulated API in another process).
 """
 
 from __future__ import annotations
@@ -71,6 +77,13 @@ class SimulatedKubernetes:
         self._continuations: collections.OrderedDict[str, tuple[list, str]] = (
             collections.OrderedDict()
         )
+        #: None, "status" (watches answer HTTP 410) or "event" (a 410 ERROR event, then EOF).
+        self.watch_gone: str | None = None
+        #: (code, reason, message): pod creation answers this Status instead of creating.
+        self.create_failure: tuple[int, str, str] | None = None
+        # Cleared while hung: requests wait for it, open watches stop writing.
+        self._answering = asyncio.Event()
+        self._answering.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -80,11 +93,12 @@ class SimulatedKubernetes:
 
     async def start(self, port: int | None = None) -> str:
         """Listen on 127.0.0.1 (`port` 0 or None: a free one; or the previous one again)."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._hang_middleware])
         app.router.add_get("/version", self._version)
         app.router.add_get("/api", self._api_versions)
         app.router.add_post("/_sim/gone", self._sim_gone)
         app.router.add_get("/_sim/stats", self._sim_stats)
+        app.router.add_post("/_sim/mode", self._sim_mode)
         app.router.add_route("*", "/api/v1/namespaces/{namespace}/{plural}", self._collection)
         app.router.add_route("*", "/api/v1/namespaces/{namespace}/{plural}/{name}", self._single)
         app.router.add_route("*", "/api/v1/{plural}", self._collection)
@@ -146,6 +160,13 @@ class SimulatedKubernetes:
     def force_gone(self) -> None:
         self.store.force_gone()
 
+    def hang(self) -> None:
+        """Stop answering: new requests wait, open watches send nothing (until `resume`)."""
+        self._answering.clear()
+
+    def resume(self) -> None:
+        self._answering.set()
+
     def stats(self) -> dict:
         counts: dict[str, dict[str, int]] = {}
         for key, value in self.store.calls.items():
@@ -167,6 +188,27 @@ class SimulatedKubernetes:
 
     async def _sim_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
+
+    async def _sim_mode(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if "watch_gone" in body:
+            self.watch_gone = body["watch_gone"]
+        if "create_failure" in body:
+            failure = body["create_failure"]
+            self.create_failure = tuple(failure) if failure else None
+        if "hang" in body:
+            self.hang() if body["hang"] else self.resume()
+        return web.json_response({"watch_gone": self.watch_gone, "hang": self.hung})
+
+    @property
+    def hung(self) -> bool:
+        return not self._answering.is_set()
+
+    @web.middleware
+    async def _hang_middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith("/_sim/"):
+            await self._answering.wait()
+        return await handler(request)
 
     def _count(self, verb: str, plural: str) -> None:
         key = f"{verb} {plural}"
@@ -219,6 +261,8 @@ class SimulatedKubernetes:
 
     async def _create(self, request: web.Request, plural: str, namespace: str | None):
         self._count("create", plural)
+        if plural == "pods" and self.create_failure is not None:
+            raise ApiError(*self.create_failure)
         obj = await _json_body(request)
         if namespace:
             obj.setdefault("metadata", {})["namespace"] = namespace
@@ -272,10 +316,12 @@ class SimulatedKubernetes:
         if not since.isdigit():
             raise ApiError(400, "BadRequest", f"invalid resourceVersion: {since!r}")
         timeout = float(query.get("timeoutSeconds") or 1800)
+        if self.watch_gone == "status":
+            raise gone_status(int(since))
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        if since != "0" and int(since) < store.oldest_resumable:
+        if self.watch_gone == "event" or (since != "0" and int(since) < store.oldest_resumable):
             error = gone_status(int(since)).status()
             await response.write(encode_event("ERROR", error))
             return response
@@ -296,7 +342,9 @@ class SimulatedKubernetes:
                     break
                 if line is CLOSE:
                     break
+                await self._answering.wait()
                 await response.write(line)
+            await self._answering.wait()  # a hung server does not end the stream either
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 
 import pytest
@@ -332,3 +333,93 @@ async def test_get_inventory_shares_one_started_instance(kubeconfig):
         assert len(first.snapshot()["nodes"]) == 3
     finally:
         await first.stop()
+
+
+class LogLines(logging.Handler):
+    """Every line a logger writes at INFO or above, as "LEVEL message"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+
+@pytest.fixture
+def log_lines():
+    log = logging.getLogger(f"test-inventory-{time.monotonic_ns()}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    handler = LogLines()
+    log.addHandler(handler)
+    return log, handler
+
+
+@pytest.mark.parametrize("mode", ["status", "event"])
+async def test_a_watch_answering_410_forever_backs_off_and_logs_once(
+    api, kubeconfig, log_lines, mode
+):
+    log, handler = log_lines
+    inv = KubernetesInventory(
+        kubeconfig=kubeconfig, backoff_max_seconds=2.0, stale_after_seconds=1.0, log=log
+    )
+    await inv.start()
+    try:
+        assert await inv.wait_synced(10)
+        lines_before = len(handler.lines)
+        api.watch_gone = mode
+        api.force_gone()  # open watches end with 410; every later watch answers 410 too
+        started = api.stats()["list"].copy()
+        await asyncio.sleep(6)
+        lists = {k: api.stats()["list"][k] - started[k] for k in ("nodes", "pods")}
+        # One list at once (an ordinary 410), then waits of about 0.5, 1, 2, 2 s: at most a
+        # handful of lists, not thousands.
+        assert all(2 <= n <= 6 for n in lists.values()), lists
+        # Three lines per watch: the ordinary 410, its relist, then "keeps answering 410" once;
+        # the retries after that log nothing at INFO or above.
+        new_lines = handler.lines[lines_before:]
+        assert len(new_lines) <= 6, new_lines
+        assert sum("410 Gone even right after a fresh list" in line for line in new_lines) == 2
+        # Between lists the data ages: the snapshot says so.
+        assert inv.snapshot()["stale"] is True
+
+        api.watch_gone = None
+        api.add_pod(make_pod("after-storm", "apps", node="cpu-1", requests={"cpu": "1"}))
+        await eventually(lambda: node(inv, "cpu-1")["free"]["cpu"] == 5.0, timeout=5)
+        await eventually(lambda: not inv.snapshot()["stale"], timeout=5)
+        assert sum("working again" in line for line in handler.lines) == 2
+    finally:
+        await inv.stop()
+
+
+async def test_a_hung_api_is_stale_within_stale_after(api, kubeconfig, log_lines):
+    log, handler = log_lines
+    inv = KubernetesInventory(
+        kubeconfig=kubeconfig,
+        stale_after_seconds=2.0,
+        probe_interval_seconds=0.5,
+        probe_timeout_seconds=0.5,
+        log=log,
+    )
+    await inv.start()
+    try:
+        assert await inv.wait_synced(10)
+        await asyncio.sleep(1.5)  # quiet watches, answered probes: still fresh
+        assert inv.snapshot()["stale"] is False
+        hung_at = time.monotonic()
+        api.hang()  # connections stay open, nothing answers
+        await eventually(lambda: inv.snapshot()["stale"], timeout=6)
+        assert time.monotonic() - hung_at <= 2.0 + 1.5
+        snapshot = inv.snapshot()
+        assert snapshot["age_seconds"] >= 2.0
+        assert len(snapshot["nodes"]) == 3  # the last known data is still served
+        assert sum("did not answer a probe" in line for line in handler.lines) == 1
+
+        api.resume()
+        api.add_pod(make_pod("after-hang", "apps", node="cpu-1", requests={"cpu": "1"}))
+        await eventually(lambda: not inv.snapshot()["stale"], timeout=5)
+        await eventually(lambda: node(inv, "cpu-1")["free"]["cpu"] == 5.0, timeout=5)
+    finally:
+        api.resume()
+        await inv.stop()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client, config
 from traitlets import Float, Int, List, Unicode, default
 
+from jupyter_tk.hub.gpu_metrics import GpuMetrics
 from jupyter_tk.hub.inventory import Inventory
 from jupyter_tk.hub.inventory.model import (
     add_into,
@@ -152,6 +154,25 @@ class KubernetesInventory(Inventory):
         (the wait doubles from 0.5 s up to this). Example: 30.""",
     )
 
+    probe_interval_seconds = Float(
+        3.0,
+        config=True,
+        help="""Seconds without a word from the API server after which it is probed.
+
+        Watches can stay silent for minutes on a quiet cluster, and a hung API server keeps its
+        connections open, so silence alone proves nothing: a cheap request (list one node)
+        checks that it still answers. Keep this plus `probe_timeout_seconds` below
+        `stale_after_seconds` so that a hung API shows as stale on time. Example: 3.
+        """,
+    )
+
+    probe_timeout_seconds = Float(
+        3.0,
+        config=True,
+        help="""Seconds a probe of the API server (see `probe_interval_seconds`) may take
+        before the API counts as unreachable. Example: 3.""",
+    )
+
     list_page_size = Int(
         500,
         config=True,
@@ -174,8 +195,15 @@ class KubernetesInventory(Inventory):
         self._node_rows: dict[str, dict] = {}
         self._dirty_nodes: set[str] = set()
         self._live_parts = {"nodes": False, "pods": False}
+        # Wall-clock time of the last answered probe; None while the last probe failed.
+        self._probe_answered: float | None = time.time()
+        self._probe_failure: str | None = None
         self._api_client: client.ApiClient | None = None
         self.watches: dict[str, ListWatch] = {}
+        # Live GPU use from Prometheus (dcgm-exporter), when c.GpuMetrics.prometheus_url is set.
+        self.gpu_metrics = GpuMetrics(parent=self, on_change=self._data_changed)
+        if not self.gpu_metrics.enabled:
+            self.gpu_metrics = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -183,10 +211,14 @@ class KubernetesInventory(Inventory):
         """Start the background task that connects and then keeps the cache in sync."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.gpu_metrics is not None:
+            self.gpu_metrics.start()
 
     async def stop(self) -> None:
         """Stop watching and close the API client; the last snapshot stays readable."""
         await self._stop_task()
+        if self.gpu_metrics is not None:
+            await self.gpu_metrics.stop()
         if self._api_client is not None:
             await self._api_client.close()
             self._api_client = None
@@ -225,7 +257,58 @@ class KubernetesInventory(Inventory):
                 field_selector=ACTIVE_PODS_FIELD_SELECTOR,
             ),
         }
-        await asyncio.gather(*(watch.run() for watch in self.watches.values()))
+        await asyncio.gather(*(watch.run() for watch in self.watches.values()), self._probe(api))
+
+    def last_heard(self) -> float:
+        """Wall-clock time the API server last answered (a list, a watch line, a probe)."""
+        heard = [watch.last_contact for watch in self.watches.values()]
+        return max([*heard, self._probe_answered or 0.0])
+
+    async def _probe(self, api: client.CoreV1Api) -> None:
+        """Ask the API server for one node whenever a watch has been silent for a while, so that
+        freshness means "the API answered recently", not "a connection is open"."""
+        while True:
+            await asyncio.sleep(self.probe_interval_seconds)
+            quietest = min((w.last_contact for w in self.watches.values()), default=0.0)
+            last_probe = self._probe_answered or 0.0
+            if time.time() - max(quietest, last_probe) < self.probe_interval_seconds:
+                continue
+            try:
+                response = await asyncio.wait_for(
+                    api.list_node(
+                        limit=1,
+                        label_selector=self.node_selector or None,
+                        _request_timeout=self.probe_timeout_seconds,
+                        _preload_content=False,
+                    ),
+                    self.probe_timeout_seconds,
+                )
+                try:
+                    await asyncio.wait_for(response.read(), self.probe_timeout_seconds)
+                finally:
+                    response.release()
+                if response.status >= 500:
+                    raise RuntimeError(f"HTTP {response.status}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                if self._probe_failure is None:
+                    self.log.warning(
+                        "Kubernetes API did not answer a probe within %gs (%s); the free "
+                        "resources shown are from %s",
+                        self.probe_timeout_seconds,
+                        reason,
+                        time.strftime("%H:%M:%S", time.localtime(self.last_heard())),
+                    )
+                self._probe_failure = reason
+                self._probe_answered = None
+            else:
+                if self._probe_failure is not None:
+                    self.log.info("Kubernetes API answers again")
+                self._probe_failure = None
+                self._probe_answered = time.time()
+            self._update_live()
 
     async def _connect(self) -> client.ApiClient:
         """Load the cluster credentials, retrying while they are missing or broken."""
@@ -252,10 +335,13 @@ class KubernetesInventory(Inventory):
 
     def _set_part_live(self, part: str, live: bool, since: float | None = None) -> None:
         self._live_parts[part] = live
-        if all(self._live_parts.values()):
+        self._update_live()
+
+    def _update_live(self) -> None:
+        if all(self._live_parts.values()) and self._probe_failure is None:
             self._source_live()
         else:
-            self._source_lost(since)
+            self._source_lost(self.last_heard())
 
     # -- nodes ---------------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ then calls `sys.exit`) when the API server stays away for about a minute. This o
   every object to a `compact` function so only the fields the caller needs are kept;
 - watches from the listed resourceVersion, resumes from the last seen one when a watch ends or
   the connection drops, and relists only on `410 Gone` (or every `resync_seconds`);
-- retries forever with capped exponential backoff, reporting "live" / "lost" to its owner.
+- retries forever with capped, jittered exponential backoff, reporting "live" / "lost" to its
+  owner; a `410 Gone` that comes back right after a fresh list is backed off the same way
+  (relisting at once would list the whole cluster in a tight loop);
+- logs one line when it runs into trouble and one when it works again, not one per retry.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 __all__ = ["ListWatch", "ListWatchTiming", "ResourceGone"]
+
+# After 410s that relisting did not cure, a watch open this long without an ERROR works again.
+_GONE_RECOVERY_SECONDS = 1.0
 
 
 class ResourceGone(Exception):
@@ -84,8 +90,14 @@ class ListWatch:
             self._selectors["label_selector"] = label_selector
         #: How many full lists this loop made (a relist after 410 counts); for tests and stats.
         self.list_count = 0
-        #: Wall-clock time this loop was last known in sync with the API server.
+        #: Wall-clock time the API server last answered this loop (a list, a watch line).
         self.last_contact = time.time()
+        #: Watch events received (bookmarks included); a relist that brings none did not help.
+        self.event_count = 0
+        #: Failed attempts since the loop last worked; `_trouble_state` names the failure.
+        self.failures = 0
+        self._trouble_state: str | None = None
+        self._gone_in_a_row = 0
 
     async def run(self) -> None:
         """List and watch until cancelled; never raises anything but CancelledError."""
@@ -97,11 +109,15 @@ class ListWatch:
                 resync_due = (
                     self.timing.resync and time.monotonic() - listed_at > self.timing.resync
                 )
-                if resource_version is None or resync_due:
+                just_listed = resource_version is None or resync_due
+                if just_listed:
                     resource_version = await self._relist()
                     listed_at = time.monotonic()
+                events_before = self.event_count
                 watch_started = time.monotonic()
                 resource_version = await self._watch(resource_version)
+                self._recovered()
+                self._gone_in_a_row = 0
                 delay = self.timing.backoff_initial
                 if time.monotonic() - watch_started < self.timing.backoff_initial:
                     # A server that ends watches at once must not be hammered in a tight loop.
@@ -109,16 +125,58 @@ class ListWatch:
             except asyncio.CancelledError:
                 raise
             except ResourceGone as gone:
-                self.log.info("%s watch: %s; listing again", self.kind, gone)
                 resource_version = None
+                if just_listed and self.event_count == events_before:
+                    self._gone_in_a_row += 1
+                else:
+                    self._gone_in_a_row = 1
+                if self._gone_in_a_row > 1:
+                    # Gone again right after a fresh list: relisting does not help (an API
+                    # server whose watch cache is broken). Relisting at once would list the
+                    # whole cluster in a tight loop, so wait, doubling the wait each time.
+                    self._set_live(False, self.last_contact)
+                    self._trouble(
+                        "gone",
+                        "%s watch: the API server answers 410 Gone even right after a fresh "
+                        "list (%s); listing again with waits growing up to %gs",
+                        self.kind,
+                        gone,
+                        self.timing.backoff_max,
+                    )
+                    await asyncio.sleep(_jittered(delay))
+                    delay = min(delay * 2, self.timing.backoff_max)
+                else:
+                    # The usual case: the history moved on (compaction, a long outage).
+                    self.log.info("%s watch: %s; listing again", self.kind, gone)
             except Exception as error:
                 # Whatever the cluster does, the hub keeps running and keeps serving the cache.
                 self._set_live(False, self.last_contact)
-                self.log.warning(
-                    "%s watch failed (%s); retrying in %.1fs", self.kind, _describe(error), delay
+                self._trouble(
+                    _describe(error),
+                    "%s watch failed (%s); retrying with waits growing up to %gs",
+                    self.kind,
+                    _describe(error),
+                    self.timing.backoff_max,
                 )
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
+                await asyncio.sleep(_jittered(delay))
                 delay = min(delay * 2, self.timing.backoff_max)
+
+    def _trouble(self, state: str, message: str, *args: Any) -> None:
+        """Log `message` once when the loop enters a trouble `state`; repeats go to debug."""
+        self.failures += 1
+        level = logging.DEBUG if state == self._trouble_state else logging.WARNING
+        self._trouble_state = state
+        self.log.log(level, message, *args)
+
+    def _recovered(self) -> None:
+        """The watch works again (it delivered an event or ended cleanly): say so once."""
+        if self._trouble_state is not None:
+            self.log.info(
+                "%s watch: working again after %d failed attempts", self.kind, self.failures
+            )
+            self._trouble_state = None
+            self.failures = 0
+        self._set_live(True, time.time())
 
     async def _relist(self) -> str:
         started = time.monotonic()
@@ -141,8 +199,13 @@ class ListWatch:
         self._replace(items)
         self.list_count += 1
         self.last_contact = time.time()
-        self.log.info(
-            "Inventory listed %d %s in %.1fs", len(items), self.kind, time.monotonic() - started
+        # While the loop is in trouble every relist would say the same: keep the log quiet.
+        self.log.log(
+            logging.INFO if self._trouble_state is None else logging.DEBUG,
+            "Inventory listed %d %s in %.1fs",
+            len(items),
+            self.kind,
+            time.monotonic() - started,
         )
         return metadata.get("resourceVersion") or "0"
 
@@ -169,24 +232,36 @@ class ListWatch:
             _request_timeout=(self.timing.request_timeout, read_timeout),
             _preload_content=False,
         )
+        recovery: asyncio.TimerHandle | None = None
         try:
             if response.status != 200:
                 _raise_for_status(response.status, await response.read())
-            self._set_live(True, time.time())
+            self.last_contact = time.time()
+            if self._trouble_state != "gone":
+                self._recovered()  # connected and in sync
+            else:
+                # After 410s that relisting did not cure, the watch works again once it has
+                # stayed open a moment without an ERROR (or delivered an event, or ended).
+                recovery = asyncio.get_running_loop().call_later(
+                    _GONE_RECOVERY_SECONDS, self._recovered
+                )
             buffer = b""
-            try:
-                async for chunk in response.content.iter_any():
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            event = json.loads(line)
-                            resource_version = self._handle_event(event, resource_version)
-            finally:
-                # Connected until now (a clean end or a broken connection alike).
+            async for chunk in response.content.iter_any():
+                # Anything the server sends (events, bookmarks) shows it is answering.
                 self.last_contact = time.time()
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event = json.loads(line)
+                        resource_version = self._handle_event(event, resource_version)
+            # The server ended the watch cleanly: it was answering until now. (A connection
+            # that broke or timed out proves nothing after its last line.)
+            self.last_contact = time.time()
             return resource_version
         finally:
+            if recovery is not None:
+                recovery.cancel()
             response.release()
 
     def _handle_event(self, event: dict, resource_version: str) -> str:
@@ -194,6 +269,9 @@ class ListWatch:
         obj = event.get("object") or {}
         if event_type == "ERROR":
             _raise_for_status(obj.get("code") or 500, json.dumps(obj).encode())
+        self.event_count += 1
+        if self._trouble_state == "gone":
+            self._recovered()
         new_version = (obj.get("metadata") or {}).get("resourceVersion") or resource_version
         if event_type == "BOOKMARK":
             return new_version
@@ -203,6 +281,11 @@ class ListWatch:
         key = _object_key(obj)
         self._apply(event_type, key, None if event_type == "DELETED" else self._compact(obj))
         return new_version
+
+
+def _jittered(delay: float) -> float:
+    # Many hubs (or both loops of one) failing together must not retry in lockstep.
+    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 
 def _object_key(obj: dict) -> str:
