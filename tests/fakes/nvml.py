@@ -28,13 +28,15 @@ change GPU state while a process runs; write it with :func:`write_nvml_config`):
           "power_usage": 60.0,               # watts (NVML answers milliwatts)
           "power_limit": 300.0,              # watts (enforced and management limit)
           "processes": [{"pid": 123, "used_memory": 1048576}],   # compute; used_memory may be null
+                                             #   (pids need not exist here: see foreign_pid)
           "graphics_processes": [],
           "lost": false,                     # every query answers NVML_ERROR_GPU_IS_LOST
           "handle_lost": false,              # even nvmlDeviceGetHandleByIndex fails (GPU_IS_LOST)
+          "minor_number": 0,                 # N of /dev/nvidiaN (default: the NVML index)
           "unsupported": [],                 # NVML_ERROR_NOT_SUPPORTED for any of: "utilization",
                                              #   "memory", "temperature", "power_usage",
                                              #   "power_limit", "processes", "graphics_processes",
-                                             #   "mig_mode", "pcie"
+                                             #   "mig_mode", "pcie", "minor_number"
           "mig": [                           # present (even empty) = MIG mode enabled
             {"uuid": "MIG-...", "name": "...", "memory_total": 10737418240,
              "memory_used": 0, "processes": []}
@@ -43,8 +45,8 @@ change GPU state while a process runs; write it with :func:`write_nvml_config`):
       ]
     }
 
-A MIG instance answers NOT_SUPPORTED for utilization, temperature and power, like the real
-library; a MIG-enabled GPU answers NOT_SUPPORTED for utilization. To make pynvml raise
+A MIG instance answers NOT_SUPPORTED for utilization, temperature, power and its minor number,
+like the real library; a MIG-enabled GPU answers NOT_SUPPORTED for utilization. To make pynvml raise
 ``NVMLError_FunctionNotFound`` build a variant without some functions:
 ``build_fake_nvml(omit=["nvmlDeviceGetPowerUsage"])``.
 """
@@ -184,6 +186,13 @@ def read_calling_threads(counter_path: os.PathLike | str) -> set[int]:
         if tid:
             threads.add(tid)
     return threads
+
+
+def foreign_pid(offset: int = 0) -> int:
+    """A process id that cannot exist in this PID namespace (above the kernel's ``pid_max``), as
+    NVML reports host pids to a container on older drivers."""
+    limit = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return limit + 1 + offset
 
 
 def fake_uuid(index: int, mig: int | None = None) -> str:

@@ -118,7 +118,7 @@ async def test_unavailable_nvml_answers_200_with_a_reason(fake_nvml, jp_fetch):
     fake_nvml.set([fake_gpu(0)], fail_init="no_permission")
     data = await get_json(jp_fetch, "gpus")
     assert data["available"] is False
-    assert data["reason"] == "This server has no permission to use the NVIDIA driver"
+    assert data["reason"] == "No permission to use the NVIDIA driver on this machine"
     assert data["devices"] == []
     history = await get_json(jp_fetch, "gpus", "history")
     assert history["devices"] == {}

@@ -8,6 +8,7 @@ initialisation and call counter.
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 
@@ -47,7 +48,8 @@ async def devices_when(sampler, predicate):
 async def test_several_gpus_report_every_field(fake_nvml, make_sampler):
     fake_nvml.set(
         [
-            fake_gpu(0, processes=[{"pid": 4242, "used_memory": 3 * GIB}]),
+            # This test process: a process of this PID namespace that is no kernel.
+            fake_gpu(0, processes=[{"pid": os.getpid(), "used_memory": 3 * GIB}]),
             fake_gpu(1, name="NVIDIA H100 80GB HBM3", utilization_gpu=93, temperature=71),
             fake_gpu(2, memory_used=0, power_usage=123.456, power_limit=350),
         ],
@@ -80,7 +82,9 @@ async def test_several_gpus_report_every_field(fake_nvml, make_sampler):
         "temperature": 35,
         "power_usage": 60.0,
         "power_limit": 400.0,
-        "processes": [{"pid": 4242, "used_memory": 3 * GIB, "kernel_id": None}],
+        "processes": [{"pid": os.getpid(), "used_memory": 3 * GIB, "kernel_id": None}],
+        "attribution": "pid",
+        "kernels": [],
         "error": None,
     }
     assert (second["name"], second["utilization_gpu"], second["temperature"]) == (
@@ -277,7 +281,7 @@ async def _available(sampler):
 @pytest.mark.parametrize(
     ("devices", "visible", "reason"),
     [
-        ([], None, "No NVIDIA GPU is visible to this server"),
+        ([], None, "No NVIDIA GPU is visible here"),
         (
             [fake_gpu(0), fake_gpu(1)],
             "",

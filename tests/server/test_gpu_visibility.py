@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyter_tk.server.gpu.visibility import (
+from jupyter_tk.nvml.visibility import (
     MigInstance,
     PhysicalGpu,
     parse_visible_devices,

@@ -1,6 +1,6 @@
 """One NVML sampler per server process, shared by every client of ``jupyter-tk/api/gpus``.
 
-A single background thread owns NVML (see :mod:`.gpu_nvml`): it samples every ``interval``
+A single background thread owns NVML (see :mod:`.stats`): it samples every ``interval``
 seconds while someone is asking, pauses after ``idle_timeout`` seconds without a request, and
 publishes each snapshot (already serialised to JSON) for handlers to return without blocking the
 IOLoop. When NVML is unavailable it answers ``available: false`` with a reason and tries again
@@ -21,8 +21,8 @@ from traitlets import Bool, Float, Unicode, default, observe, validate
 from traitlets.config import LoggingConfigurable
 
 from jupyter_tk.server.gpu.history import MIN_INTERVAL_SECONDS, GpuHistory
-from jupyter_tk.server.gpu.kernels import KernelProcesses
-from jupyter_tk.server.gpu.nvml import NvmlReader, NvmlUnavailable
+from jupyter_tk.server.gpu.kernels import KernelAttribution
+from jupyter_tk.server.gpu.stats import GpuStatsReader, NvmlUnavailable
 
 THREAD_NAME = "jupyter-tk-gpu-sampler"
 # How long close() waits for the thread to finish a sample in progress.
@@ -106,6 +106,22 @@ class GpuSampler(LoggingConfigurable):
         `c.GpuSampler.visible_devices = "0,2"`.""",
     )
 
+    device_directory = Unicode(
+        "/dev",
+        config=True,
+        help="""Folder holding the GPUs' device files (`nvidia<minor>`, the minor number as NVML
+        reports it). When NVML's process ids are not this server's (older drivers in
+        containers report the host's), a GPU's processes are attributed to the kernels that hold
+        its device file open (see docs/gpu-attribution.md). Example:
+        `c.GpuSampler.device_directory = "/dev"`.""",
+    )
+
+    @observe("device_directory")
+    def _move_device_directory(self, change):
+        attribution = self.__dict__.get("_attribution")  # absent while __init__ applies config
+        if attribution is not None:
+            attribution.device_directory = change["new"]
+
     @default("visible_devices")
     def _visible_devices_from_env(self):
         return os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -138,7 +154,7 @@ class GpuSampler(LoggingConfigurable):
         self._snapshot: GpuSnapshot | None = None
         self._sequence = 0
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
-        self._kernel_processes = KernelProcesses()
+        self._attribution = KernelAttribution(device_directory=self.device_directory)
         self._history = GpuHistory(self.history_seconds)
         self._history_body: tuple[int, bytes] | None = None
 
@@ -146,7 +162,7 @@ class GpuSampler(LoggingConfigurable):
 
     def attach_kernel_manager(self, kernel_manager) -> None:
         """Map GPU processes to this server's kernels; also starts NVML early (warm-up)."""
-        self._kernel_processes.kernel_manager = kernel_manager
+        self._attribution.kernel_manager = kernel_manager
         self._ensure_thread()
 
     async def latest(self) -> GpuSnapshot:
@@ -225,7 +241,7 @@ class GpuSampler(LoggingConfigurable):
         return self._snapshot is None or bool(self._waiters) or idle_for <= self.idle_timeout
 
     def _run(self) -> None:
-        reader = NvmlReader(self.visible_devices, self.retry_interval, self.log)
+        reader = GpuStatsReader(self.visible_devices, self.retry_interval, self.log)
         next_open = 0.0
         reason = None
         try:
@@ -266,10 +282,10 @@ class GpuSampler(LoggingConfigurable):
                 self._paused = True
             self._wake_waiters()  # nobody waits for a sample that will not come
 
-    def _sample(self, reader: NvmlReader, reason: str | None) -> dict:
+    def _sample(self, reader: GpuStatsReader, reason: str | None) -> dict:
         if not reader.is_open:
             return self._document(False, reason)
-        devices = reader.read(self._kernel_processes)
+        devices = reader.read(self._attribution)
         document = self._document(True, None, devices)
         document["driver_version"] = reader.driver_version
         document["cuda_driver_version"] = reader.cuda_driver_version

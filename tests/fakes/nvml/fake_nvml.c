@@ -75,6 +75,7 @@ enum {
     UNS_GRAPHICS_PROCESSES = 1 << 6,
     UNS_MIG_MODE = 1 << 7,
     UNS_PCIE = 1 << 8,
+    UNS_MINOR_NUMBER = 1 << 9,
 };
 
 static const struct {
@@ -90,6 +91,7 @@ static const struct {
     {"graphics_processes", UNS_GRAPHICS_PROCESSES},
     {"mig_mode", UNS_MIG_MODE},
     {"pcie", UNS_PCIE},
+    {"minor_number", UNS_MINOR_NUMBER},
 };
 
 typedef struct {
@@ -126,6 +128,7 @@ typedef struct fake_device {
     int mig_enabled;
     int mig_count;
     unsigned pcie_generation, pcie_width, pcie_tx_kb, pcie_rx_kb;
+    unsigned minor_number; /* N of /dev/nvidiaN */
 } fake_device;
 
 static fake_device g_devices[MAX_DEVICES];
@@ -212,6 +215,7 @@ static void fill_device(fake_device *d, const json *src, int index) {
     d->pcie_width = (unsigned)get_number(src, "pcie_width", 16);
     d->pcie_tx_kb = (unsigned)get_number(src, "pcie_tx_kb", 1000);
     d->pcie_rx_kb = (unsigned)get_number(src, "pcie_rx_kb", 2000);
+    d->minor_number = (unsigned)get_number(src, "minor_number", index);
 }
 
 static void apply_config(const json *root) {
@@ -263,7 +267,7 @@ static void apply_config(const json *root) {
             md->parent = d;
             /* Like real MIG devices: no utilization, temperature or power per instance. */
             md->unsupported |= UNS_UTILIZATION | UNS_TEMPERATURE | UNS_POWER_USAGE |
-                               UNS_POWER_LIMIT | UNS_MIG_MODE | UNS_PCIE;
+                               UNS_POWER_LIMIT | UNS_MIG_MODE | UNS_PCIE | UNS_MINOR_NUMBER;
             md->lost = md->lost || d->lost;
             d->mig_count++;
         }
@@ -697,6 +701,11 @@ EXPORT nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t device, nvmlTemperatu
 
 #ifndef OMIT_nvmlDeviceGetPowerUsage
 UNSIGNED_DEVICE_QUERY(nvmlDeviceGetPowerUsage, UNS_POWER_USAGE, power_usage_mw)
+#endif
+
+/* MIG instances answer NOT_SUPPORTED: their processes open their GPU's device file. */
+#ifndef OMIT_nvmlDeviceGetMinorNumber
+UNSIGNED_DEVICE_QUERY(nvmlDeviceGetMinorNumber, UNS_MINOR_NUMBER, minor_number)
 #endif
 
 #ifndef OMIT_nvmlDeviceGetEnforcedPowerLimit

@@ -1,4 +1,4 @@
-"""Which GPUs this server may show: ``CUDA_VISIBLE_DEVICES`` read the way CUDA reads it.
+"""Which GPUs a process may use: ``CUDA_VISIBLE_DEVICES`` read the way CUDA reads it.
 
 CUDA's rules, kept here so a server reports only the devices its kernels can use:
 
