@@ -4,7 +4,7 @@ Both extensions run in ONE jupyter server (a child process) that loads the fake
 libnvidia-ml.so.1 from tests/fakes (8 GPUs, every NVML call made to take 1 ms). The phases:
 
 1. cost of one snapshot with 8 GPUs at 0.2 ms and 1 ms per NVML call (in this process:
-   jupyter-tk's NvmlReader.read() vs one update of nvdashboard's three charts' send_data);
+   jupyter-tk's GpuStatsReader.read() vs one update of nvdashboard's three charts' send_data);
 2. /api/status latency with the server idle, with nvdashboard's three charts open (driven like
    its front end: websocket, then {"updateFrequency": 100, "isPaused": false}), with one
    jupyter-tk panel polling jupyter-tk/api/gpus every 2 s (its default), and with 50 such clients;
@@ -86,9 +86,9 @@ def snapshot_costs(gpu_count, delays_us, repeats, folder):
     os.environ["FAKE_NVML_CONFIG"] = str(config_path)
     load_fake_nvml_in_process()
 
-    from jupyter_tk.server.gpu.nvml import NvmlReader
+    from jupyter_tk.server.gpu.stats import GpuStatsReader
 
-    reader = NvmlReader(log=logging.getLogger("benchmark"))
+    reader = GpuStatsReader(log=logging.getLogger("benchmark"))
     reader.open()
     try:
         # nvdashboard initialises NVML and takes its handles when its module is imported.
