@@ -1,67 +1,17 @@
 /**
- * Shapes shared with the server: the `/hub/api/tk/resources` snapshot (ARCHITECTURE.md) and
- * the form configuration rendered by `jupyter_tk/hub/form_view.py` (`_front_end_config`).
+ * Types of the spawn form. The `/hub/api/tk/resources` snapshot is generated from
+ * jupyter_tk/hub/contract.py into ./contract.ts (docs/contracts.md); the form configuration is
+ * rendered by `jupyter_tk/hub/form_view.py` (`_front_end_config`).
  */
 
-/** Resource name -> amount: cpu in cores, memory in bytes, extended resources as counts. */
-export type Amounts = Record<string, number>;
-
-export interface GpuInfo {
-  resource: string;
-  product: string | null;
-  memory_mib: number | null;
-  count: number;
-  free: number;
-  shared: boolean;
-  mig_profile: string | null;
-  /** Additive: the local inventory lists each device of this kind with its live use; the
-   *  Kubernetes inventory gives the number of GPUs behind the resource (GFD label) or null. */
-  devices?: GpuDevice[] | number | null;
-}
-
-export interface GpuDevice {
-  uuid: string;
-  index: number;
-  parent_uuid?: string | null;
-  /** Percent; null where NVML does not say (MIG). */
-  utilization_gpu: number | null;
-  /** Bytes. */
-  memory_used: number | null;
-  memory_total: number | null;
-  /** The servers holding it (user names). */
-  taken_by: string[];
-  error?: string | null;
-}
-
-export interface Taint {
-  key: string;
-  value?: string | null;
-  effect: string;
-}
-
-export interface NodeInfo {
-  name: string;
-  ready: boolean;
-  schedulable: boolean;
-  unschedulable?: boolean;
-  allocatable: Amounts;
-  requested: Amounts;
-  free: Amounts;
-  gpus: GpuInfo[];
-  taints: Taint[];
-  /** Additive (local inventory): false where memory limits are not enforced (no cgroup v2). */
-  memory_enforced?: boolean;
-  /** Why memory is advisory, in words; null where it is enforced. */
-  memory_note?: string | null;
-}
-
-export interface Snapshot {
-  source: string;
-  generated_at: number;
-  age_seconds: number;
-  stale: boolean;
-  nodes: NodeInfo[];
-}
+export type {
+  Amounts,
+  GpuDevice,
+  GpuKind as GpuInfo,
+  Node as NodeInfo,
+  ResourcesSnapshot as Snapshot,
+  Taint
+} from './contract';
 
 export interface Toleration {
   key?: string;

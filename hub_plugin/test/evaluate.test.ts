@@ -141,7 +141,9 @@ describe('evaluate', () => {
         utilization_gpu: 7,
         memory_used: 2 * GiB,
         memory_total: 80 * GiB,
-        taken_by: ['bob']
+        taken_by: ['bob'],
+        parent_uuid: null,
+        error: null
       }
     ];
     const local = snapshot([localNode({ gpus: [{ ...a100(0, 1), devices }] })]);

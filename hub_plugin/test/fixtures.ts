@@ -36,7 +36,15 @@ export function node(
 export const GPU_TAINT = { key: 'nvidia.com/gpu', value: null, effect: 'NoSchedule' };
 
 export function snapshot(nodes: NodeInfo[], extra: Partial<Snapshot> = {}): Snapshot {
-  return { source: 'kubernetes', generated_at: 0, age_seconds: 0, stale: false, nodes, ...extra };
+  return {
+    source: 'kubernetes',
+    generated_at: 0,
+    age_seconds: 0,
+    stale: false,
+    as_of: 0,
+    nodes,
+    ...extra
+  };
 }
 
 export function config(extra: Partial<FormConfig> = {}): FormConfig {

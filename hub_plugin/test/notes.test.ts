@@ -89,8 +89,8 @@ describe('gpuUseLines', () => {
     assert.deepEqual(gpuUseLines([node('gpu-1', 16, 64, { gpus: [a100(1)] })]), []);
     // Kubernetes kinds carry `physical_count` (GFD), never a `devices` list; a non-list is ignored.
     const counted = [
-      { ...a100(1), devices: 4 },
-      { ...a100(1), devices: null }
+      { ...a100(1), devices: 4 as unknown as GpuDevice[] },
+      { ...a100(1), devices: null as unknown as GpuDevice[] }
     ];
     assert.deepEqual(gpuUseLines([node('gpu-1', 16, 64, { gpus: counted })]), []);
     const gpus = [{ ...a100(1, 1), devices: [device(0)] }];

@@ -52,7 +52,9 @@ describe('nodeUnfitReason', () => {
   });
 
   it('ignores PreferNoSchedule taints', () => {
-    const soft = node('a', 4, 8, { taints: [{ key: 'x', effect: 'PreferNoSchedule' }] });
+    const soft = node('a', 4, 8, {
+      taints: [{ key: 'x', value: null, effect: 'PreferNoSchedule' }]
+    });
     assert.equal(nodeUnfitReason(soft, cpuOnly, 1, []), null);
   });
 

@@ -47,6 +47,7 @@ describe('DeviceHistories', () => {
     driver_version: null,
     cuda_driver_version: null,
     timestamp: t,
+    interval: 1,
     devices: [device({ uuid, utilization_gpu: utilization })]
   });
 
@@ -54,6 +55,7 @@ describe('DeviceHistories', () => {
     const histories = new DeviceHistories(100);
     histories.seed({
       interval: 1,
+      seconds: 600,
       devices: {
         [uuid]: {
           timestamps: [100, 101, 102],
@@ -78,6 +80,7 @@ describe('DeviceHistories', () => {
     const histories = new DeviceHistories(2);
     histories.seed({
       interval: 1,
+      seconds: 600,
       devices: {
         [uuid]: {
           timestamps: [1, 2, 3, 4],

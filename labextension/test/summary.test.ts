@@ -22,6 +22,7 @@ function snapshot(overrides: Partial<IGpuSnapshot> = {}): IGpuSnapshot {
     driver_version: '550.54.15',
     cuda_driver_version: '12.4',
     timestamp: 1_700_000_000,
+    interval: 1,
     devices: [device()],
     ...overrides
   };

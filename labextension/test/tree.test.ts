@@ -15,7 +15,7 @@ import { trans } from './translate';
 
 function item(id: string, status: ExampleStatus = 'new'): IExampleItem {
   const category = id.split('/')[0];
-  return { id, category, path: `examples/img/${id}`, status };
+  return { id, category, path: `examples/img/${id}`, status, size: 0, error: null };
 }
 
 function names(node: IFolderNode): string[] {
@@ -126,12 +126,8 @@ describe('batches and selections', () => {
 describe('copiesFolder', () => {
   it('reads the folder of the copies from the item paths', () => {
     expect(copiesFolder([item('common/a.ipynb')])).toBe('examples/img');
-    expect(
-      copiesFolder([{ id: 'c/a', category: 'c', path: 'c/a', status: 'new' }])
-    ).toBe('');
+    expect(copiesFolder([{ ...item('c/a'), path: 'c/a' }])).toBe('');
     expect(copiesFolder([])).toBeNull();
-    expect(
-      copiesFolder([{ id: 'c/a', category: 'c', path: 'elsewhere/b', status: 'new' }])
-    ).toBeNull();
+    expect(copiesFolder([{ ...item('c/a'), path: 'elsewhere/b' }])).toBeNull();
   });
 });
