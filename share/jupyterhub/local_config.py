@@ -34,6 +34,7 @@ from pathlib import Path
 import psutil
 
 from jupyter_tk.hub.handlers import tk_extra_handlers
+from jupyter_tk.hub.local.authenticator import ThrottledSharedPasswordAuthenticator
 from jupyter_tk.hub.local.inventory import LocalInventory
 
 c = get_config()  # provided by JupyterHub when it loads this file
@@ -81,13 +82,15 @@ def _password(env_name: str, file_name: str, length: int) -> str:
 
 user_password = _password("JUPYTER_TK_PASSWORD", "password", 12)
 admin_password = _password("JUPYTER_TK_ADMIN_PASSWORD", "admin-password", _MIN_ADMIN_PASSWORD)
-c.JupyterHub.authenticator_class = "shared-password"
+# The shared password, with a growing wait after failed logins (per user name and per address).
+c.JupyterHub.authenticator_class = ThrottledSharedPasswordAuthenticator
 c.SharedPasswordAuthenticator.user_password = user_password
 c.SharedPasswordAuthenticator.admin_password = admin_password
 c.Authenticator.admin_users = {ADMIN_USER}
 c.Authenticator.allow_all = True
-# User names become folder names (~/jupyter-tk/<name>): keep them simple.
-c.Authenticator.username_pattern = r"[a-z0-9][a-z0-9._-]{0,31}"
+# User names become folder names (~/jupyter-tk/<name>): keep them simple. JupyterHub applies the
+# pattern with re.match, which only anchors the start: \Z makes it hold for the whole name.
+c.Authenticator.username_pattern = r"[a-z0-9][a-z0-9._-]{0,31}\Z"
 
 # -- spawner: local processes with their own GPUs, cores and memory ------------------------------
 
