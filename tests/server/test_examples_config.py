@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 from traitlets import TraitError
 
@@ -45,8 +48,9 @@ def test_defaults_without_environment(monkeypatch):
     for name in [*names, "JUPYTER_IMAGE_SPEC"]:
         monkeypatch.delenv(name, raising=False)
     sync = ExamplesSync()
-    assert sync.source_dir == "~/thinkube/examples-repo/thinkube-ai-examples"
-    assert sync.destination_dir == "~/thinkube/notebooks/examples"
+    # Neutral: the examples shipped with jupyter-tk, copied to ~/examples (sites set their own)
+    assert sync.source_dir == os.path.join(sys.prefix, "share", "jupyter-tk", "examples")
+    assert sync.destination_dir == "~/examples"
     assert sync.image_name == "local"
     assert sync.sync_on_start is True
     assert sync.exclude == [".git", ".ipynb_checkpoints", "__pycache__"]
@@ -112,3 +116,4 @@ def test_every_trait_is_configurable_and_documented_with_an_example():
     for name, trait in traits.items():
         assert trait.metadata.get("config") is True, name
         assert "Example" in trait.help, name
+        assert "thinkube" not in trait.help.lower(), f"{name}: no site-specific layout in code"

@@ -397,10 +397,11 @@ def test_only_changed_files_are_hashed_again(tmp_path, source, count_reads):
 
 
 def test_an_edit_that_changes_the_size_is_seen_without_reading(tmp_path, source, count_reads):
+    # Only for files that are not notebooks: running a notebook changes its size, not its cells
     make_sync(tmp_path).copy_all()
-    _edit_copy(tmp_path)  # a different size from both the original and the recorded copy
+    copy_path(tmp_path, "common/data/notes.md").write_bytes(b"# my longer notes\n")
     count_reads.clear()
-    assert statuses(make_sync(tmp_path))[ID] == "modified"
+    assert statuses(make_sync(tmp_path))["common/data/notes.md"] == "modified"
     assert count_reads == []
 
 

@@ -126,23 +126,10 @@ def open_regular(dir_fd: int, name: str, shown_as: str) -> tuple[int, os.stat_re
     return fd, st
 
 
-def hash_file(dir_fd: int, name: str, shown_as: str) -> tuple[str, os.stat_result]:
-    """SHA-256 of a regular file (no symlink followed) and the fstat taken before reading."""
-    fd, st = open_regular(dir_fd, name, shown_as)
-    try:
-        digest = hashlib.sha256()
-        buffer, view = _thread_buffer()
-        while count := os.readv(fd, [buffer]):
-            digest.update(view[:count])
-        return digest.hexdigest(), st
-    finally:
-        os.close(fd)
-
-
 _BUFFERS = threading.local()
 
 
-def _thread_buffer() -> tuple[bytearray, memoryview]:
+def thread_buffer() -> tuple[bytearray, memoryview]:
     """One reusable copy buffer per thread (allocating 1 MiB per file costs real time)."""
     if not hasattr(_BUFFERS, "view"):
         _BUFFERS.buffer = bytearray(_COPY_CHUNK)
@@ -192,7 +179,7 @@ def copy_to_temp(
         if mode != created:
             os.fchmod(dst_fd, mode)
         digest = hashlib.sha256()
-        buffer, view = _thread_buffer()
+        buffer, view = thread_buffer()
         written = 0
         # Stops at the size seen at open (saves the end-of-file read); a file that grew since
         # has a new fingerprint, so the next scan finds it changed and copies it again.
@@ -238,11 +225,16 @@ def place_new(dir_fd: int, temp_name: str, name: str) -> None:
     os.unlink(temp_name, dir_fd=dir_fd)
 
 
-def place_replacing(dir_fd: int, temp_name: str, name: str, expected: Fingerprint) -> None:
-    """Replace ``name`` with a temp file if it still is the regular file we classified."""
+def same_file_still(dir_fd: int, name: str, expected: Fingerprint) -> None:
+    """Raise ChangedError unless ``name`` still is the regular file we classified."""
     st = lstat_at(dir_fd, name)
     if st is None or not stat.S_ISREG(st.st_mode) or fingerprint(st) != expected:
         raise ChangedError(f"{name} changed while it was being updated; left alone")
+
+
+def place_replacing(dir_fd: int, temp_name: str, name: str, expected: Fingerprint) -> None:
+    """Replace ``name`` with a temp file if it still is the regular file we classified."""
+    same_file_still(dir_fd, name, expected)
     os.replace(temp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 

@@ -1,9 +1,11 @@
 """The manifest: what each copy was made from, so every file gets exactly one status.
 
 Stored as ``<destination>/<image>/.jupyter-tk-manifest.json`` (hidden, written atomically).
-Per example id it keeps the source hash the copy was made from (``base``), the copy's hash at
-that time and the copy's size/mtime/inode, plus a cache of source fingerprint -> hash. With
-both, a re-sync where nothing changed compares fingerprints only and reads no file.
+Per example id it keeps the digests of the original the copy was made from (``base``) and, as
+a cache, the copy's digests with its size/mtime/inode; plus a cache of source fingerprint ->
+digests. With both, a re-sync where nothing changed compares fingerprints only and reads no
+file. Each digest pair is the bytes' SHA-256 and the edit digest (see edits.py); the edit
+digest is stored only where it differs from the bytes' (notebooks that parse).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from jupyter_tk.server.examples.edits import Digests, is_notebook
 from jupyter_tk.server.examples.fs import (
     Fingerprint,
     UnsafePathError,
@@ -24,7 +27,8 @@ from jupyter_tk.server.examples.fs import (
 )
 
 MANIFEST_NAME = ".jupyter-tk-manifest.json"
-FORMAT_VERSION = 1
+# Version 2 added edit digests. Version 1 manifests are still read (see from_json).
+FORMAT_VERSION = 2
 # A manifest larger than this is not ours (2,000 files take about 0.5 MB).
 MAX_MANIFEST_BYTES = 256 << 20
 
@@ -32,15 +36,19 @@ MAX_MANIFEST_BYTES = 256 << 20
 class CopyRecord(NamedTuple):
     """One copy in the destination, as jupyter-tk last wrote or verified it."""
 
-    base: str  # SHA-256 of the source the copy was made from
-    digest: str  # SHA-256 of the copy when it was written or last verified
-    fingerprint: Fingerprint  # the copy's size/mtime/inode when ``digest`` was taken
+    # The original the copy was made from (or last found equal to). ``base.edit`` is None only
+    # for a notebook recorded by version 1, which knew bytes only.
+    base: Digests
+    # The copy's digests when it had ``fingerprint``: a cache that saves reading it again,
+    # never a verdict (None: nothing cached).
+    copy: Digests | None
+    fingerprint: Fingerprint
 
 
 class SourceRecord(NamedTuple):
-    """A cached hash of one source file, valid while its fingerprint is the same."""
+    """Cached digests of one source file, valid while its fingerprint is the same."""
 
-    digest: str
+    digests: Digests
     fingerprint: Fingerprint
 
 
@@ -57,11 +65,15 @@ class Manifest:
         document = {
             "version": FORMAT_VERSION,
             "copies": {
-                item_id: {"base": r.base, "digest": r.digest, **r.fingerprint._asdict()}
+                item_id: {
+                    **_digests_json(r.base, "base", "base_edit"),
+                    **_digests_json(r.copy, "digest", "edit"),
+                    **r.fingerprint._asdict(),
+                }
                 for item_id, r in self.copies.items()
             },
             "sources": {
-                item_id: {"digest": r.digest, **r.fingerprint._asdict()}
+                item_id: {**_digests_json(r.digests, "digest", "edit"), **r.fingerprint._asdict()}
                 for item_id, r in self.sources.items()
             },
         }
@@ -70,21 +82,50 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
-        """Parse a manifest; raise ValueError when it is not one (bad entries are dropped)."""
+        """Parse a manifest; raise ValueError when it is not one (bad entries are dropped).
+
+        Version 1 knew bytes only: its notebooks' originals get an unknown edit digest
+        (worked out later where the bytes allow it) and no cache, so they are read once more.
+        """
         document = json.loads(data)
-        if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
+        version = document.get("version") if isinstance(document, dict) else None
+        if version not in (1, FORMAT_VERSION):
             raise ValueError("not a jupyter-tk manifest of a known version")
         manifest = cls()
         for item_id, entry in _entries(document, "copies"):
             fp = _fingerprint(entry)
-            base, digest = entry.get("base"), entry.get("digest")
-            if fp and _is_digest(base) and _is_digest(digest):
-                manifest.copies[item_id] = CopyRecord(base, digest, fp)
+            if version == 1 and is_notebook(item_id):
+                base = entry.get("base")
+                base = Digests(base, None) if _is_digest(base) else None
+                copy = None
+            else:
+                base = _digests(entry, "base", "base_edit", unknown_edit=True)
+                copy = _digests(entry, "digest", "edit")
+            if fp and base:
+                manifest.copies[item_id] = CopyRecord(base, copy, fp)
         for item_id, entry in _entries(document, "sources"):
             fp = _fingerprint(entry)
-            if fp and _is_digest(entry.get("digest")):
-                manifest.sources[item_id] = SourceRecord(entry["digest"], fp)
+            digests = _digests(entry, "digest", "edit")
+            if fp and digests and not (version == 1 and is_notebook(item_id)):
+                manifest.sources[item_id] = SourceRecord(digests, fp)
         return manifest
+
+
+def _digests_json(digests: Digests | None, content_key: str, edit_key: str) -> dict:
+    if digests is None:
+        return {}
+    if digests.edit == digests.content:
+        return {content_key: digests.content}
+    return {content_key: digests.content, edit_key: digests.edit}
+
+
+def _digests(entry: dict, content_key: str, edit_key: str, *, unknown_edit=False):
+    """The pair stored under these keys; an absent edit key means "same as the bytes"."""
+    content = entry.get(content_key)
+    edit = entry.get(edit_key, content)
+    if _is_digest(content) and (_is_digest(edit) or (unknown_edit and edit is None)):
+        return Digests(content, edit)
+    return None
 
 
 def _entries(document: dict, key: str):

@@ -1,9 +1,12 @@
 """Walks the examples source and the user's copies side by side and gives each file one status.
 
-Statuses (ARCHITECTURE.md): ``new`` not copied yet; ``unchanged`` copy equals source;
-``update-available`` the user did not edit, the source changed; ``modified`` the user edited,
-the source did not change; ``conflict`` both changed (or a copy with no record differs, or
-something that is not a file occupies its place); ``deleted`` the user deleted a copy.
+Statuses (the panel's badge in brackets): ``new`` (New) not copied yet; ``unchanged`` (Up to
+date) the copy has what the original has; ``update-available`` (Update available) the user did
+not edit, the original changed; ``modified`` (Edited) the user edited, the original did not
+change; ``conflict`` (Edited, update available) both changed, or a copy with no record differs,
+or something that is not a file occupies its place; ``deleted`` (Deleted) the user deleted a
+copy. "Edited" and "changed" compare edit digests (edits.py): a notebook's cells, other files'
+bytes, so opening or running a notebook is not an edit.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from jupyter_tk.server.examples.edits import Digests, is_notebook, read_digests
 from jupyter_tk.server.examples.fs import (
     TEMP_NAME,
     Fingerprint,
     UnsafePathError,
     describe_kind,
     fingerprint,
-    hash_file,
     lstat_at,
     open_subdir,
 )
@@ -57,8 +60,11 @@ class Entry:
     source: os.stat_result
     dest: Destination
     status: str = NEW
-    source_digest: str | None = None
+    source_digests: Digests | None = None
     error: str | None = None
+    # An update must keep the copy beside the new one: its bytes differ from the original it
+    # was made from (outputs of the user's runs, metadata), though its cells do not.
+    keep_aside_on_update: bool = False
 
 
 @dataclass
@@ -89,27 +95,27 @@ def unusable_name(name: str) -> str | None:
 
 
 class HashCache:
-    """Hashes computed in this process, keyed by file and valid while its fingerprint holds."""
+    """Digests computed in this process, keyed by file and valid while its fingerprint holds."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._digests: dict[tuple[str, str], tuple[Fingerprint, str]] = {}
+        self._digests: dict[tuple[str, str], tuple[Fingerprint, Digests]] = {}
 
-    def get(self, side: str, item_id: str, fp: Fingerprint) -> str | None:
+    def get(self, side: str, item_id: str, fp: Fingerprint) -> Digests | None:
         with self._lock:
             cached = self._digests.get((side, item_id))
         return cached[1] if cached and cached[0] == fp else None
 
-    def put(self, side: str, item_id: str, fp: Fingerprint, digest: str) -> None:
+    def put(self, side: str, item_id: str, fp: Fingerprint, digests: Digests) -> None:
         with self._lock:
-            self._digests[(side, item_id)] = (fp, digest)
+            self._digests[(side, item_id)] = (fp, digests)
 
 
 class Classifier:
-    """Gives entries their status, hashing only what fingerprints cannot vouch for.
+    """Gives entries their status, reading only what fingerprints cannot vouch for.
 
-    Works on a clone of the manifest and records what it learns there (source hashes, adopted
-    copies, refreshed fingerprints); ``changed`` tells whether that clone is worth saving.
+    Works on a clone of the manifest and records what it learns there (source digests, adopted
+    copies, refreshed caches); ``changed`` tells whether that clone is worth saving.
     """
 
     def __init__(self, manifest: Manifest, memory: HashCache):
@@ -118,7 +124,7 @@ class Classifier:
         self.changed = False
 
     def __call__(self, entry: Entry, source_fd: int, dest_fd: int | None) -> None:
-        record = self.manifest.copies.get(entry.id)
+        recorded = record = self.manifest.copies.get(entry.id)
         dest = entry.dest
         if dest.problem:
             entry.status, entry.error = CONFLICT, dest.problem
@@ -129,64 +135,94 @@ class Classifier:
         dest_fp = fingerprint(dest.stat)
         size = dest_fp.size
         try:
-            if record and record.fingerprint == dest_fp:
-                dest_digest = record.digest
-            elif size != entry.source.st_size and (not record or size != record.fingerprint.size):
+            if record and record.copy and record.fingerprint == dest_fp:
+                copy = record.copy
+            elif (
+                not is_notebook(entry.parts[-1])  # running a notebook changes its size
+                and size != entry.source.st_size
+                and (not record or size != record.fingerprint.size)
+            ):
                 # A size unlike both the original and the recorded copy: edited, no need to read
-                dest_digest = None
+                copy = None
             else:
-                dest_digest = self._digest("copy", entry, dest_fd, dest_fp)
-            source_digest = self.source_digest(entry, source_fd)
+                copy = self._digests("copy", entry, dest_fd, dest_fp)
+            source = self.source_digests(entry, source_fd)
         except (OSError, UnsafePathError) as error:
             entry.status, entry.error = CONFLICT, f"cannot read: {error}"
             return
-        entry.status = _status(record, source_digest, dest_digest)
+        if record and record.base.edit is None:
+            record = _with_known_edit(record, source, copy)
+        entry.status = _status(record, source, copy)
+        if entry.status == UPDATE_AVAILABLE:
+            entry.keep_aside_on_update = copy.content != record.base.content
+        fresh = record
         if entry.status == UNCHANGED:
-            fresh = CopyRecord(source_digest, dest_digest, dest_fp)
-        elif record and dest_digest == record.digest and record.fingerprint != dest_fp:
-            fresh = record._replace(fingerprint=dest_fp)  # touched, not edited
-        else:
-            fresh = record
-        if fresh != record:
+            fresh = CopyRecord(_base_of_unchanged(record, source, copy), copy, dest_fp)
+        elif record and copy and (record.copy, record.fingerprint) != (copy, dest_fp):
+            fresh = record._replace(copy=copy, fingerprint=dest_fp)  # a cache, not a verdict
+        if fresh != recorded:
             self.manifest.copies[entry.id] = fresh
             self.changed = True
 
-    def source_digest(self, entry: Entry, source_fd: int) -> str:
+    def source_digests(self, entry: Entry, source_fd: int) -> Digests:
         fp = fingerprint(entry.source)
         known = self.manifest.sources.get(entry.id)
         if known and known.fingerprint == fp:
-            entry.source_digest = known.digest
+            entry.source_digests = known.digests
         else:
-            entry.source_digest = self._digest("source", entry, source_fd, fp)
-            self.manifest.sources[entry.id] = SourceRecord(entry.source_digest, fp)
+            entry.source_digests = self._digests("source", entry, source_fd, fp)
+            self.manifest.sources[entry.id] = SourceRecord(entry.source_digests, fp)
             self.changed = True
-        return entry.source_digest
+        return entry.source_digests
 
-    def _digest(self, side: str, entry: Entry, dir_fd: int, fp: Fingerprint) -> str:
-        digest = self.memory.get(side, entry.id, fp)
-        if digest is None:
-            digest, st = hash_file(dir_fd, entry.parts[-1], entry.id)
+    def _digests(self, side: str, entry: Entry, dir_fd: int, fp: Fingerprint) -> Digests:
+        digests = self.memory.get(side, entry.id, fp)
+        if digests is None:
+            digests, st = read_digests(dir_fd, entry.parts[-1], entry.id)
             if fingerprint(st) != fp:  # changed under us: classify by what was read
                 fp = fingerprint(st)
-            self.memory.put(side, entry.id, fp, digest)
-        return digest
+            self.memory.put(side, entry.id, fp, digests)
+        return digests
 
 
-def _status(record: CopyRecord | None, source_digest: str, dest_digest: str | None) -> str:
-    """``dest_digest`` None: the copy differs from both the original and the record."""
-    if dest_digest == source_digest:
+def _status(record: CopyRecord | None, source: Digests, copy: Digests | None) -> str:
+    """``copy`` None: its bytes differ from both the original and the record (not a notebook)."""
+    if copy is not None and (copy.content == source.content or copy.edit == source.edit):
         return UNCHANGED
     if record is None:
         return CONFLICT  # a file we did not write, different from the source
-    user_edited = dest_digest is None or dest_digest != record.digest
-    upstream_changed = source_digest != record.base
+    # A version 1 record whose edit digest could not be worked out: compare bytes.
+    measure = "content" if record.base.edit is None else "edit"
+    base = getattr(record.base, measure)
+    user_edited = copy is None or getattr(copy, measure) != base
+    upstream_changed = getattr(source, measure) != base
     if user_edited and upstream_changed:
         return CONFLICT
     if user_edited:
         return MODIFIED
     if upstream_changed:
         return UPDATE_AVAILABLE
-    return CONFLICT  # a record whose two hashes disagree: trust nothing, overwrite nothing
+    return CONFLICT  # a record that disagrees with itself: trust nothing, overwrite nothing
+
+
+def _with_known_edit(record: CopyRecord, source: Digests, copy: Digests | None) -> CopyRecord:
+    """A version 1 notebook record: its original's cells are those of a file with its bytes."""
+    for known in (source, copy):
+        if known is not None and known.content == record.base.content:
+            return record._replace(base=known)
+    return record
+
+
+def _base_of_unchanged(record: CopyRecord | None, source: Digests, copy: Digests) -> Digests:
+    """What an up-to-date copy counts as made from.
+
+    The original it was made from while that still has the same cells, so a copy nobody ran
+    (bytes equal to that original) later gets updates without a copy kept aside; else the
+    current original, which the copy now equals in cells (and maybe in bytes).
+    """
+    if record and copy.content != source.content and record.base.edit == source.edit:
+        return record.base
+    return source
 
 
 class _Walk:

@@ -3,15 +3,17 @@
 The examples repository is a read-only clone with one folder per category (``common/``,
 ``ml-gpu/``, ...). Each image gets the categories that fit it, copied to
 ``<destination>/<image>/<category>/...`` where the user may edit them. A manifest remembers
-which source version every copy was made from (see examples_manifest.py), so each file gets one
-status (examples_scan.py) and only files the user did not touch are ever refreshed. The
-filesystem work is symlink-proof and atomic (examples_fs.py, examples_writer.py).
+which source version every copy was made from (manifest.py), so each file gets one status
+(scan.py) and only files the user did not edit are ever refreshed; opening or running a
+notebook is not an edit (edits.py). The filesystem work is symlink-proof and atomic (fs.py,
+writer.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,14 +62,14 @@ class ExamplesSync(LoggingConfigurable):
     source_dir = Unicode(
         config=True,
         help="""Folder of the examples repository clone (read only), with one subfolder per
-        category. Default: $JUPYTER_TK_EXAMPLES_SOURCE, else
-        ~/thinkube/examples-repo/thinkube-ai-examples. Example: "/opt/examples".""",
+        category. Default: $JUPYTER_TK_EXAMPLES_SOURCE, else the examples shipped with
+        jupyter-tk, <sys.prefix>/share/jupyter-tk/examples. Example: "/opt/examples".""",
     )
     destination_dir = Unicode(
         config=True,
         help="""Folder the user's copies go to, as <destination>/<image-name>/<category>/...
         Best inside the server's root folder. Default: $JUPYTER_TK_EXAMPLES_DEST, else
-        ~/thinkube/notebooks/examples. Example: "~/examples".""",
+        ~/examples. Example: "~/work/examples".""",
     )
     image_name = Unicode(
         config=True,
@@ -152,13 +154,12 @@ class ExamplesSync(LoggingConfigurable):
 
     @default("source_dir")
     def _default_source_dir(self):
-        return os.environ.get(
-            "JUPYTER_TK_EXAMPLES_SOURCE", "~/thinkube/examples-repo/thinkube-ai-examples"
-        )
+        shipped = os.path.join(sys.prefix, "share", "jupyter-tk", "examples")
+        return os.environ.get("JUPYTER_TK_EXAMPLES_SOURCE", shipped)
 
     @default("destination_dir")
     def _default_destination_dir(self):
-        return os.environ.get("JUPYTER_TK_EXAMPLES_DEST", "~/thinkube/notebooks/examples")
+        return os.environ.get("JUPYTER_TK_EXAMPLES_DEST", "~/examples")
 
     @default("image_name")
     def _default_image_name(self):
@@ -259,7 +260,11 @@ class ExamplesSync(LoggingConfigurable):
         return self._change(None, "copy")
 
     def reset(self, ids: list[str]) -> dict:
-        """Restore the originals, keeping each edited copy beside it as ``name.mine-…``."""
+        """Restore the originals, keeping each edited copy beside it as ``name.mine-…``.
+
+        Copy and copy-all keep a copy the same way when they update one the user ran but did
+        not edit (its outputs are the user's).
+        """
         return self._change(check_ids(ids), "reset")
 
     # ---- internals --------------------------------------------------------------------------
@@ -296,6 +301,7 @@ class ExamplesSync(LoggingConfigurable):
         before = self.sync_status()
         started = self._begin()
         outcomes: list[Outcome] = []
+        moved_aside: list[tuple[str, str]] = []  # (id, path of the user's version)
         try:
             layout = self._layout()
             with layout.open_source() as source_fd:
@@ -304,22 +310,30 @@ class ExamplesSync(LoggingConfigurable):
                 if ids is not None:
                     known = self._scan(layout, source_fd, None, None, _no_status).entries
                     check_known(ids, known)
-                results = self._change_locked(layout, source_fd, ids, mode, outcomes)
+                results = self._change_locked(
+                    layout,
+                    source_fd,
+                    ids,
+                    mode,
+                    outcomes,
+                    lambda item_id, parts: moved_aside.append((item_id, layout.item_path(parts))),
+                )
         except ExamplesRequestError:
             with self._status_lock:  # a bad request says nothing about the last sync
                 self._status.update({k: before[k] for k in self._status})
                 self._status_total = before["total"]
             raise
         except (OSError, UnsafePathError) as error:
-            self._end(started, outcomes, f"examples could not be copied: {error}")
-            raise ExamplesUnavailableError(f"examples could not be copied: {error}") from None
+            message = f"examples could not be copied: {error}{_where_kept(moved_aside)}"
+            self._end(started, outcomes, message)
+            raise ExamplesUnavailableError(message) from None
         except BaseException as error:
             self._end(started, outcomes, str(error))
             raise
         self._end(started, outcomes, None)
         return {"results": results}
 
-    def _change_locked(self, layout, source_fd, ids, mode, outcomes) -> list[dict]:
+    def _change_locked(self, layout, source_fd, ids, mode, outcomes, on_moved_aside) -> list[dict]:
         os.makedirs(layout.destination, exist_ok=True)
         root_fd = open_root(layout.destination)
         try:
@@ -358,16 +372,18 @@ class ExamplesSync(LoggingConfigurable):
                         e.dest.stat.st_size for e in result.entries.values() if e.dest.stat
                     ),
                     on_placed=self._count_copied,
+                    on_moved_aside=on_moved_aside,
                     batch_flush=self.flush == "batch",
                 )
                 outcomes.extend(writer.run(jobs))
                 for outcome in outcomes:
                     if outcome.record:
                         manifest.copies[outcome.id] = outcome.record
+                    if outcome.source_record:
                         manifest.sources[outcome.id] = outcome.source_record
                 if classifier.changed or any(outcome.record for outcome in outcomes):
                     self._manifests.save(image_fd, layout.image_path, manifest)
-        except TimeoutError as error:
+        except TimeoutError as error:  # the lock: nothing was written
             raise ExamplesUnavailableError(str(error)) from None
         finally:
             os.close(image_fd)
@@ -402,6 +418,15 @@ class ExamplesSync(LoggingConfigurable):
         with self._status_lock:
             self._status.update(running=False, error=error, finished_at=time.time())
         self.log.debug("jupyter-tk examples: sync took %.3f s", time.time() - started)
+
+
+def _where_kept(moved_aside: list[tuple[str, str]]) -> str:
+    """What an error must add when it came after users' files were moved aside."""
+    if not moved_aside:
+        return ""
+    shown = "; ".join(f"{item_id} is now {path}" for item_id, path in moved_aside[:5])
+    more = f" (and {len(moved_aside) - 5} more .mine- files)" if len(moved_aside) > 5 else ""
+    return f". Your versions were kept: {shown}{more}"
 
 
 def _no_status(entry, source_fd, dest_fd) -> None:

@@ -7,7 +7,8 @@ names, so a name never points at a half-written file; batch N is flushed while b
 copied, and one more syncfs at the end (or an fsync per folder) makes the new names durable
 before the manifest records them. New files are placed with a no-clobber
 link and refreshed ones only if they are still the file that was classified: a file the user
-wrote meanwhile is left alone. Reset first moves the user's version aside under a unique name.
+wrote meanwhile is left alone. Reset, and an update of a copy the user ran but did not edit,
+first move the user's version aside under a unique name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from jupyter_tk.server.examples.edits import Digests, is_notebook, read_digests
 from jupyter_tk.server.examples.fs import (
     ChangedError,
     TempCopy,
@@ -32,6 +34,7 @@ from jupyter_tk.server.examples.fs import (
     open_subdir,
     place_new,
     place_replacing,
+    same_file_still,
     sync_filesystem,
 )
 from jupyter_tk.server.examples.manifest import CopyRecord, SourceRecord
@@ -46,7 +49,9 @@ from jupyter_tk.server.examples.scan import (
 )
 
 CREATE = "create"  # nothing may be at the copy's place (new, or deleted and asked for by id)
-REPLACE = "replace"  # refresh a copy the user did not edit (update-available)
+REPLACE = "replace"  # refresh a copy that is byte for byte the original it was made from
+# Refresh a copy the user ran but did not edit: move it aside (outputs kept), then create.
+REPLACE_KEEPING = "replace-keeping"
 RESET = "reset"  # move whatever is at the place aside, then create
 
 # A batch is what one durability point covers; small enough to bound open temp files.
@@ -67,6 +72,7 @@ class Limits:
 class Job:
     entry: Entry
     kind: str
+    copied: Digests | None = None  # digests of the temp copy, once made
 
 
 @dataclass(slots=True)
@@ -126,6 +132,7 @@ class BatchWriter:
         threads: int,
         used_bytes: int,
         on_placed: Callable[[], None],
+        on_moved_aside: Callable[[str, tuple[str, ...]], None] = lambda item_id, parts: None,
         batch_flush: bool = True,
     ):
         self.source_fd = source_fd
@@ -135,6 +142,8 @@ class BatchWriter:
         self.threads = max(1, threads)
         self.used_bytes = used_bytes
         self.on_placed = on_placed
+        # Told at once, so an error later in the run can still say where the user's file is.
+        self.on_moved_aside = on_moved_aside
         # One syncfs per batch where the system has it; else (or if asked) an fsync per file.
         self.durable_batches = batch_flush and can_sync_filesystem()
 
@@ -176,11 +185,10 @@ class BatchWriter:
                 (
                     job,
                     pool.submit(
-                        copy_to_temp,
+                        _copy_to_temp,
+                        job,
                         staged.sources.get(job.entry.parts[:-1]),
-                        job.entry.parts[-1],
                         staged.dests.get(job.entry.parts[:-1]),
-                        shown_as=job.entry.id,
                         max_bytes=self.limits.max_file_bytes,
                         fsync=not self.durable_batches,
                     ),
@@ -272,36 +280,68 @@ class BatchWriter:
         name = entry.parts[-1]
         backup = None
         try:
-            if job.kind == RESET and (entry.dest.stat is not None or entry.dest.movable):
+            if job.kind == REPLACE_KEEPING:
+                # Only the copy that was classified as unedited is moved (an edit since stays).
+                same_file_still(dir_fd, name, fingerprint(entry.dest.stat))
+            if job.kind in (RESET, REPLACE_KEEPING) and (
+                entry.dest.stat is not None or entry.dest.movable
+            ):
                 backup = (*entry.parts[:-1], move_aside(dir_fd, name, time.time()))
+                self.on_moved_aside(entry.id, backup)
             if job.kind == REPLACE:
                 place_replacing(dir_fd, temp.temp_name, name, fingerprint(entry.dest.stat))
             else:
                 place_new(dir_fd, temp.temp_name, name)
         except (ChangedError, OSError) as error:
             self._discard(dests, job, temp)
-            status = MODIFIED if job.kind == REPLACE else CONFLICT
-            outcome = _failure(job, _reason(error), status=status)
-            outcome.backup = backup
-            return outcome
+            if backup:  # the name is empty now: say where the user's version went
+                message = (
+                    f"the original could not be put in place ({_reason(error)}); "
+                    f"your version is kept as {'/'.join(backup)}"
+                )
+                outcome = _failure(job, message, status=DELETED)
+                outcome.backup = backup
+                return outcome
+            status = CONFLICT if job.kind == RESET else MODIFIED
+            return _failure(job, _reason(error), status=status)
         self.on_placed()
-        action = "updated" if job.kind == REPLACE or backup else "copied"
-        source_fp = fingerprint(entry.source)
+        action = "updated" if job.kind in (REPLACE, REPLACE_KEEPING) or backup else "copied"
         return Outcome(
             entry.id,
             action,
             UNCHANGED,
             message=None,
             backup=backup,
-            record=CopyRecord(temp.digest, temp.digest, temp.fingerprint),
+            record=CopyRecord(job.copied, job.copied, temp.fingerprint),
             # Safe even if the source changed after it was scanned: its fingerprint then
-            # differs from the one recorded here, and the next scan hashes it again.
-            source_record=SourceRecord(temp.digest, source_fp),
+            # differs from the one recorded here, and the next scan reads it again.
+            source_record=SourceRecord(job.copied, fingerprint(entry.source)),
         )
 
     def _discard(self, dests: _Folders, job: Job, temp: TempCopy) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp.temp_name, dir_fd=dests.get(job.entry.parts[:-1]))
+
+
+def _copy_to_temp(job: Job, src_fd: int, dst_fd: int, *, max_bytes: int, fsync: bool):
+    """Copy a job's source to a temp file and work out the copy's digests (in a pool thread)."""
+    entry = job.entry
+    temp = copy_to_temp(
+        src_fd, entry.parts[-1], dst_fd, shown_as=entry.id, max_bytes=max_bytes, fsync=fsync
+    )
+    scanned = entry.source_digests
+    try:
+        if not is_notebook(entry.parts[-1]):
+            job.copied = Digests(temp.digest, temp.digest)
+        elif scanned is not None and scanned.content == temp.digest:
+            job.copied = scanned
+        else:  # new (never read) or changed since the scan: read the cells of what was copied
+            job.copied = read_digests(dst_fd, temp.temp_name, entry.id)[0]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp.temp_name, dir_fd=dst_fd)
+        raise
+    return temp
 
 
 def _batches(jobs: list[Job]):
@@ -346,7 +386,7 @@ def plan(entries, mode: str, *, explicit: bool) -> tuple[list[Job], list[Outcome
         if entry.status == NEW or (entry.status == DELETED and explicit):
             kind = CREATE
         elif entry.status == UPDATE_AVAILABLE:
-            kind = REPLACE
+            kind = REPLACE_KEEPING if entry.keep_aside_on_update else REPLACE
         elif mode == "reset" and entry.status in (MODIFIED, CONFLICT):
             kind = RESET
         if entry.error and not (kind == RESET and entry.dest.movable):
