@@ -94,6 +94,18 @@ class ExamplesResetHandler(ExamplesChangeHandler):
         await self.change(allow_all=False)
 
 
+class ActivityHandler(APIHandler):
+    """GET what counts as work here and the hub's GPU idle notice (Lab warns before a stop)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self):
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(self.settings["jupyter_tk_activity"].as_dict()))
+
+
 def setup_route_handlers(web_app):
     base_url = web_app.settings["base_url"]
     routes = [
@@ -102,6 +114,7 @@ def setup_route_handlers(web_app):
         (r"api/examples", ExamplesHandler),
         (r"api/examples/copy", ExamplesCopyHandler),
         (r"api/examples/reset", ExamplesResetHandler),
+        (r"api/activity", ActivityHandler),
     ]
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, NAMESPACE, path), handler) for path, handler in routes]
