@@ -196,7 +196,7 @@ class TkOIDCAuthenticator(GenericOAuthenticator):
             '<p class="login_error alert alert-danger" role="alert">{{ login_error | e }}</p>'
             "{% endif %}"
             '<a role="button" class="btn btn-jupyter btn-lg" '
-            f"href=\"{{{{ authenticator_login_url | e }}}}\">Sign in with {service}</a>"
+            f'href="{{{{ authenticator_login_url | e }}}}">Sign in with {service}</a>'
             "</div>"
         )
 

@@ -80,11 +80,13 @@ def local_sso(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sso-local")
     port = free_hub_port()
     callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
-    with OidcProvider(
-        workdir / "idp", layout="keycloak", accounts=ACCOUNTS, redirect_uris=[callback]
-    ) as provider:
-        with SsoLocalHub(workdir / "hub", provider, port) as hub:
-            yield hub
+    with (
+        OidcProvider(
+            workdir / "idp", layout="keycloak", accounts=ACCOUNTS, redirect_uris=[callback]
+        ) as provider,
+        SsoLocalHub(workdir / "hub", provider, port) as hub,
+    ):
+        yield hub
 
 
 @pytest.fixture(scope="module")
