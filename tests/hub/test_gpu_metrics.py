@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import pytest
 
 from jupyter_tk.hub.gpu_metrics import GpuMetrics, parse_dcgm_vector
 from tests.fakes.clusters import make_cluster
 from tests.fakes.dcgm_exporter import devices_for_cluster
+from tests.support.kube_hub import kube_hub_with_catalog
 from tests.support.prometheus import DcgmExporterProcess, PrometheusProcess
 
 MIB = 2**20
@@ -157,3 +159,54 @@ def test_series_without_a_node_are_dropped_and_mig_instances_kept_apart():
         1000 * MIB,
     )
     assert (second["memory_used"], second["memory_total"]) == (5 * MIB, None)
+
+
+def wait_for(check, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s")
+        time.sleep(interval)
+
+
+def test_the_resources_endpoint_carries_live_figures_and_survives_prometheus(
+    tmp_path, sim, prometheus
+):
+    """A real hub on kubernetes_config.py, the simulated API, the exporter and Prometheus."""
+    config = (
+        f"c.GpuMetrics.prometheus_url = {prometheus.url!r}\n"
+        "c.GpuMetrics.interval_seconds = 1\n"
+        "c.GpuMetrics.timeout_seconds = 1\n"
+        "c.GpuMetrics.stale_after_seconds = 3\n"
+    )
+    with kube_hub_with_catalog(tmp_path / "hub", sim, extra_config=config) as hub:
+        alice = hub.login("alice")
+
+        def live():
+            block = alice.resources().get("gpu_metrics") or {}
+            return block if block.get("available") and not block.get("stale") else None
+
+        block = wait_for(live)
+        assert block["source"] == "prometheus"
+        gpus = block["nodes"]["gpu-1"]
+        assert [g["pod"] for g in gpus] == ["train", None]
+        assert gpus[0]["utilization_gpu"] == 73.0
+        etag = alice.api("GET", "/hub/api/tk/resources").headers["ETag"]
+
+        prometheus.stop()
+
+        def stale():
+            block = alice.resources()["gpu_metrics"]
+            return block if block["stale"] else None
+
+        block = wait_for(stale)
+        assert block["message"].startswith("Live GPU figures are out of date: Prometheus")
+        assert block["nodes"]["gpu-1"] == gpus  # the last figures, marked stale
+        answer = alice.api("GET", "/hub/api/tk/resources", headers={"If-None-Match": etag})
+        assert answer.status_code == 200  # a stale block is a new version of the snapshot
+        # The cluster part is untouched by Prometheus' absence.
+        assert not answer.json()["stale"]
+        assert [n["name"] for n in answer.json()["nodes"]] == ["cpu-1", "cpu-2", "gpu-1"]
