@@ -4,26 +4,39 @@ Given a server whose pynvml loads the fake ``libnvidia-ml.so.1`` with a busy A10
 is a kernel of this server, one is not), an H100 whose load keeps changing, a MIG-enabled A100
 with two instances and a lost GPU, the panel must show every figure, a live sparkline, the MIG
 group and the error row; the status bar must show the busiest GPU and follow live changes.
-A server without any NVML library shows the empty state with the server's reason.
+A server without any NVML library shows the empty state with the server's reason. A server in
+a pod whose driver reports host pids names its kernels by the GPU device files they hold open.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
 
 import psutil
 import pytest
+from jupyter_client import BlockingKernelClient
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SCREENSHOTS
-from tests.fakes.nvml import GIB, fake_config, fake_gpu, fake_uuid, nvml_env, write_nvml_config
+from tests.fakes.nvml import (
+    GIB,
+    fake_config,
+    fake_gpu,
+    fake_uuid,
+    foreign_pid,
+    nvml_env,
+    write_nvml_config,
+)
 from tests.support.lab_server import LabServer, open_lab, open_sidebar_panel, widen_left_sidebar
 
 PANEL = "jp-tk-gpu-panel"
-OTHER_PID = 4242
+# Processes of this machine that are no kernel of the server (NVML's pids are this namespace's).
+OTHER_PID = os.getpid()
+OTHER_PID_ON_H100 = os.getppid()
 # Wide enough for a GPU name on one line, as users size the panel.
 SIDEBAR_WIDTH = 380
 NOTEBOOK = "train-resnet.ipynb"
@@ -70,7 +83,7 @@ class FakeGpus:
                     memory_used=31 * GIB,
                     power_usage=180 + 3 * wave,
                     power_limit=700.0,
-                    processes=[{"pid": OTHER_PID + 1, "used_memory": 30 * GIB}],
+                    processes=[{"pid": OTHER_PID_ON_H100, "used_memory": 30 * GIB}],
                 ),
                 fake_gpu(
                     2,
@@ -318,3 +331,119 @@ def test_status_bar_item_can_be_turned_off_in_the_settings(gpu_lab, page):
         expect(page.locator(".jp-tk-gpu-status")).to_be_hidden()
     finally:
         gpu_lab.api(settings, method="PUT", body={"raw": "{}"})
+
+
+# -- in a pod whose driver reports host pids -----------------------------------------------------
+
+POD_NOTEBOOKS = (("train-resnet.ipynb", 0), ("eval.ipynb", 1), ("sweep.ipynb", 1))
+
+
+def run_in_kernel(server: LabServer, kernel_id: str, code: str) -> None:
+    client = BlockingKernelClient(
+        connection_file=str(server.base / "runtime" / f"kernel-{kernel_id}.json")
+    )
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        reply = client.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+
+
+@pytest.fixture(scope="module")
+def pod_lab(tmp_path_factory):
+    """Three notebooks: one holds GPU 0's device file, two hold GPU 1's; NVML lists host pids."""
+    base = tmp_path_factory.mktemp("lab-pod")
+    devices = base / "dev"
+    devices.mkdir()
+    for minor in (0, 1):
+        (devices / f"nvidia{minor}").write_bytes(b"")
+    config = fake_config(
+        [
+            fake_gpu(
+                0,
+                utilization_gpu=64,
+                memory_used=13 * GIB,
+                processes=[{"pid": foreign_pid(0), "used_memory": 12 * GIB}],
+            ),
+            fake_gpu(
+                1,
+                name="NVIDIA H100 80GB HBM3",
+                utilization_gpu=88,
+                memory_used=15 * GIB,
+                power_limit=700.0,
+                processes=[
+                    {"pid": foreign_pid(1), "used_memory": 8 * GIB},
+                    {"pid": foreign_pid(2), "used_memory": 6 * GIB},
+                ],
+            ),
+        ]
+    )
+    server = LabServer(
+        base,
+        env=nvml_env(config, base / "nvml.json"),
+        args=[
+            f"--GpuSampler.interval={INTERVAL_SECONDS}",
+            f"--GpuSampler.device_directory={devices}",
+        ],
+        user_settings={"jupyter-tk:gpu": {"refreshInterval": INTERVAL_SECONDS}},
+    )
+    with server:
+        server.kernel_ids = {}
+        for notebook, minor in POD_NOTEBOOKS:
+            session = server.api(
+                "api/sessions",
+                method="POST",
+                body={
+                    "path": notebook,
+                    "name": notebook,
+                    "type": "notebook",
+                    "kernel": {"name": "python3"},
+                },
+            )
+            kernel_id = session["kernel"]["id"]
+            server.kernel_ids[notebook] = kernel_id
+            run_in_kernel(
+                server, kernel_id, f"gpu = open({str(devices / f'nvidia{minor}')!r}, 'rb')"
+            )
+        wait_for_api(
+            server,
+            lambda body: (
+                body["devices"][0]["processes"][0]["kernel_id"] is not None
+                and len(body["devices"][1]["kernels"]) == 2
+            ),
+            "the kernels holding the device files",
+        )
+        yield server
+
+
+def test_in_a_pod_with_host_pids_the_panel_names_kernels_by_device_file(pod_lab, page, screenshot):
+    snapshot = pod_lab.api("jupyter-tk/api/gpus")
+    assert [d["attribution"] for d in snapshot["devices"]] == ["device-file", "device-file"]
+    open_lab(page, pod_lab)
+    panel = open_sidebar_panel(page, PANEL)
+
+    single = card(panel, fake_uuid(0))
+    mine = single.locator('tr[data-kernel="this-server"]')
+    expect(mine).to_contain_text(str(foreign_pid(0)))
+    expect(mine).to_contain_text("this notebook: train-resnet.ipynb")
+    expect(mine).to_contain_text("12 GiB")
+    expect(single.locator('.jp-tk-gpu-attribution[data-attribution="device-file"]')).to_have_text(
+        "NVML reports process ids from outside this server: "
+        "processes are matched to kernels by the GPU's device file they hold open."
+    )
+
+    shared = card(panel, fake_uuid(1))
+    expect(shared.locator('tr[data-kernel="other"]')).to_have_count(2)
+    expect(shared.locator('tr[data-kernel="other"]').first).to_contain_text("not identified")
+    expect(shared.locator(".jp-tk-gpu-attribution")).to_have_text(
+        re.compile(
+            r"^Holding this GPU's device file: (eval|sweep)\.ipynb, (eval|sweep)\.ipynb\. "
+            r"Its 2 processes \(14 GiB\) cannot be matched to them one by one"
+        )
+    )
+    expect(shared).not_to_contain_text("other process")
+    widen_left_sidebar(page, SIDEBAR_WIDTH)
+    screenshot(page, "lab-gpu-panel-pod")

@@ -119,45 +119,101 @@ export function Sparkline(props: ISparklineProps): JSX.Element {
 }
 
 export interface IProcessTableProps {
-  processes: IGpuProcess[];
+  device: IGpuDevice;
   /** Display name of a kernel of this server, by kernel id (notebook name when known). */
   kernelLabel: (kernelId: string) => string;
   trans: ITranslate;
 }
 
+/** What the owner column says of a process no kernel of this server was matched to. */
+function unmatchedOwner(device: IGpuDevice, trans: ITranslate): string {
+  return device.attribution === 'pid'
+    ? trans.__('other process')
+    : trans.__('not identified');
+}
+
+/**
+ * How processes were matched to kernels, when NVML's process ids are not this server's
+ * (host ids in a container): by the GPU's device file the kernels hold open, or not at all.
+ */
+export function AttributionNote(props: IProcessTableProps): JSX.Element | null {
+  const { device, kernelLabel, trans } = props;
+  if (device.attribution === 'pid') {
+    return null;
+  }
+  const unmatched = device.processes.filter(p => p.kernel_id === null);
+  const matched = new Set(device.processes.map(p => p.kernel_id));
+  const holding = device.kernels.filter(k => !matched.has(k.kernel_id));
+  let text: string;
+  if (device.attribution === null) {
+    text = trans.__(
+      "Processes cannot be matched to kernels: NVML reports process ids from outside this server, and this MIG instance shares its GPU's device file with others."
+    );
+  } else if (holding.length > 0 && unmatched.length > 0) {
+    const known = unmatched.every(p => p.used_memory !== null);
+    const used = unmatched.reduce((sum, p) => sum + (p.used_memory ?? 0), 0);
+    text = trans._n(
+      "Holding this GPU's device file: %2. Its process%3 cannot be matched to one of them: NVML reports process ids from outside this server.",
+      "Holding this GPU's device file: %2. Its %1 processes%3 cannot be matched to them one by one: NVML reports process ids from outside this server.",
+      unmatched.length,
+      holding.map(k => kernelLabel(k.kernel_id)).join(', '),
+      known ? ` (${formatBytes(used)})` : ''
+    );
+  } else {
+    text = trans.__(
+      "NVML reports process ids from outside this server: processes are matched to kernels by the GPU's device file they hold open."
+    );
+  }
+  return (
+    <p
+      className="jp-tk-gpu-attribution"
+      data-attribution={device.attribution ?? 'none'}
+    >
+      {text}
+    </p>
+  );
+}
+
 export function ProcessTable(props: IProcessTableProps): JSX.Element {
-  const { processes, kernelLabel, trans } = props;
+  const { device, kernelLabel, trans } = props;
+  const processes: IGpuProcess[] = device.processes;
   if (processes.length === 0) {
     return <p className="jp-tk-gpu-no-processes">{trans.__('No processes')}</p>;
   }
   return (
-    <table className="jp-tk-gpu-processes">
-      <thead>
-        <tr>
-          <th scope="col">{trans.__('PID')}</th>
-          <th scope="col">{trans.__('Memory')}</th>
-          <th scope="col">{trans.__('Owner')}</th>
-        </tr>
-      </thead>
-      <tbody>
-        {processes.map(p => (
-          <tr key={p.pid} data-kernel={p.kernel_id ? 'this-server' : 'other'}>
-            <td>{p.pid}</td>
-            <td>{formatBytes(p.used_memory)}</td>
-            <td
-              className={
-                p.kernel_id ? 'jp-tk-gpu-process-mine' : 'jp-tk-gpu-process-other'
-              }
-              title={p.kernel_id ? trans.__('Kernel %1', p.kernel_id) : undefined}
-            >
-              {p.kernel_id
-                ? trans.__('this notebook: %1', kernelLabel(p.kernel_id))
-                : trans.__('other process')}
-            </td>
+    <>
+      <table
+        className="jp-tk-gpu-processes"
+        data-attribution={device.attribution ?? 'none'}
+      >
+        <thead>
+          <tr>
+            <th scope="col">{trans.__('PID')}</th>
+            <th scope="col">{trans.__('Memory')}</th>
+            <th scope="col">{trans.__('Owner')}</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {processes.map(p => (
+            <tr key={p.pid} data-kernel={p.kernel_id ? 'this-server' : 'other'}>
+              <td>{p.pid}</td>
+              <td>{formatBytes(p.used_memory)}</td>
+              <td
+                className={
+                  p.kernel_id ? 'jp-tk-gpu-process-mine' : 'jp-tk-gpu-process-other'
+                }
+                title={p.kernel_id ? trans.__('Kernel %1', p.kernel_id) : undefined}
+              >
+                {p.kernel_id
+                  ? trans.__('this notebook: %1', kernelLabel(p.kernel_id))
+                  : unmatchedOwner(device, trans)}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <AttributionNote {...props} />
+    </>
   );
 }
 
@@ -252,11 +308,7 @@ export function GpuCard(props: IGpuCardProps): JSX.Element {
             trans={trans}
           />
           <Facts device={device} trans={trans} />
-          <ProcessTable
-            processes={device.processes}
-            kernelLabel={props.kernelLabel}
-            trans={trans}
-          />
+          <ProcessTable device={device} kernelLabel={props.kernelLabel} trans={trans} />
         </>
       )}
     </section>
