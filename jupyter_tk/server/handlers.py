@@ -12,6 +12,7 @@ from jupyter_tk.server.examples.sync import (
     ExamplesUnavailableError,
     read_request,
 )
+from jupyter_tk.server.storage import StorageConfigError, storage_folders
 
 NAMESPACE = "jupyter-tk"
 AUTH_RESOURCE = "jupyter-tk"
@@ -106,6 +107,23 @@ class ActivityHandler(APIHandler):
         self.finish(json.dumps(self.settings["jupyter_tk_activity"].as_dict()))
 
 
+class StorageHandler(APIHandler):
+    """GET the tiers of this server's folders (from the spawner; empty on one machine)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self):
+        try:
+            folders = storage_folders(self.settings["server_root_dir"])
+            error = None
+        except StorageConfigError as problem:
+            self.log.error("jupyter-tk storage tiers not shown: %s", problem)
+            folders, error = [], str(problem)
+        self.finish(json.dumps({"folders": folders, "error": error}))
+
+
 def setup_route_handlers(web_app):
     base_url = web_app.settings["base_url"]
     routes = [
@@ -115,6 +133,7 @@ def setup_route_handlers(web_app):
         (r"api/examples/copy", ExamplesCopyHandler),
         (r"api/examples/reset", ExamplesResetHandler),
         (r"api/activity", ActivityHandler),
+        (r"api/storage", StorageHandler),
     ]
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, NAMESPACE, path), handler) for path, handler in routes]
