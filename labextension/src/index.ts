@@ -2,7 +2,8 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { examplesPlugin } from './examples/plugin';
 import { gpuPlugin } from './gpu/plugin';
+import { idlePlugin } from './idle/plugin';
 
-const plugins: JupyterFrontEndPlugin<void>[] = [gpuPlugin, examplesPlugin];
+const plugins: JupyterFrontEndPlugin<void>[] = [gpuPlugin, examplesPlugin, idlePlugin];
 
 export default plugins;
