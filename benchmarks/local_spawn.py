@@ -6,8 +6,8 @@ by side in one run:
   spawn -> usable Lab   from submitting the spawn request to HTTP 200 from /user/<name>/lab and
                         from its jupyter-tk API (GET jupyter-tk/api/gpus), median of --repeat:
                         - jupyter-tk: share/jupyterhub/local_config.py, the form POSTed with 1 CPU
-                          and one GPU (validation against policy/catalog/inventory, GPU, core and
-                          memory reservation, CUDA_VISIBLE_DEVICES, affinity);
+                          and one GPU (validation against policy/catalog/inventory, GPU, CPU and
+                          memory reservation, CUDA_VISIBLE_DEVICES);
                         - baseline: JupyterHub's stock SimpleLocalProcessSpawner (no form), same
                           authenticator and single-user command, started with the REST API.
   hub RSS               of the hub process alone (not the proxy or servers): idle, then with
