@@ -17,7 +17,7 @@ from traitlets.config import Config
 
 from jupyter_tk.hub.catalog import ImageCatalog
 from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
-from jupyter_tk.hub.kubernetes.spawner import TkKubeSpawner
+from jupyter_tk.hub.kubernetes.spawner import ClusterRefused, TkKubeSpawner
 from jupyter_tk.hub.kubernetes.unschedulable import ServerUnschedulable, plain_scheduler_message
 from jupyter_tk.hub.policy import Policy
 from jupyter_tk.hub.quantities import parse_quantity
@@ -70,18 +70,18 @@ async def make_spawner(sim, tmp_path):
     }
     created = []
 
-    def make(groups=("gpu-lab",), **traits) -> TkKubeSpawner:
+    def make(groups=("gpu-lab",), name="alice", presets=(), **traits) -> TkKubeSpawner:
         config = Config()
         config.KubernetesInventory.kubeconfig = str(tmp_path / "kubeconfig")
         config.Policy.rules = POLICY["rules"]
-        config.Policy.presets = POLICY["presets"]
+        config.Policy.presets = POLICY["presets"] + list(presets)
         config.ImageCatalog.images = CATALOG_ITEMS
         config.KubeSpawner.k8s_api_host = sim.url
         config.KubeSpawner.namespace = "default"
         user = SimpleNamespace(
-            name="alice",
-            id=1,
-            url="/user/alice/",
+            name=name,
+            id=len(created) + 1,
+            url=f"/user/{name}/",
             groups=[SimpleNamespace(name=g) for g in groups],
         )
         spawner = TkKubeSpawner(_mock=True, config=config, user=user, **classes, **traits)
@@ -254,7 +254,20 @@ async def test_the_form_and_deep_link_parse_to_canonical_options(make_spawner):
         "memory": "3Gi",
         "gpu": None,
     }
-    deep = await spawner.options_from_query({"image": ["tk-jupyter-ml-gpu"], "profile": ["gpu-1"]})
+    query = {"image": ["tk-jupyter-ml-gpu"], "profile": ["gpu-1"]}
+    # From another site (no Referer of this hub): the form opens with the link's choices.
+    with pytest.raises(ShowTheForm):
+        await spawner.options_from_query(query)
+    # From the hub's own pages: it starts at once.
+    spawner.hub = SimpleNamespace(base_url="/hub/")
+    spawner.handler = SimpleNamespace(
+        request=SimpleNamespace(
+            headers={"Referer": "http://hub.example/hub/home"},
+            protocol="http",
+            host="hub.example",
+        )
+    )
+    deep = await spawner.options_from_query(query)
     assert deep["gpu"] == {"resource": GPU, "count": 1}
     with pytest.raises(InvalidOptions, match="not in the image list"):
         await spawner.options_from_query({"image": ["nope"]})
@@ -333,3 +346,165 @@ async def test_an_unschedulable_pod_fails_in_bounded_time_with_the_reason(make_s
 )
 def test_scheduler_messages_in_plain_words(scheduler, plain):
     assert plain_scheduler_message(scheduler) == plain
+
+
+# -- admission: room held from the fit check until the watch shows the pod ----------------------
+
+MIG_3G = "nvidia.com/mig-3g.20gb"
+
+
+def gpu_free(spawner: TkKubeSpawner, node_name: str, resource: str) -> int:
+    node = next(n for n in spawner.tk_inventory.snapshot()["nodes"] if n["name"] == node_name)
+    return next(g["free"] for g in node["gpus"] if g["resource"] == resource)
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not true in time"
+        await asyncio.sleep(0.05)
+
+
+async def start_all(spawners, options) -> list:
+    # Synced first: this is about a hub that has been up a while, not its first seconds.
+    assert await spawners[0].tk_inventory.wait_synced(10)
+    for spawner in spawners:
+        spawner.user_options = options
+    return await asyncio.wait_for(
+        asyncio.gather(*(s.start() for s in spawners), return_exceptions=True), 60
+    )
+
+
+@pytest.mark.parametrize("node", [None, "gpu-1"])
+async def test_concurrent_spawns_for_the_last_gpu_admit_exactly_one(make_spawner, sim, node):
+    # gpu-1 has one of its two A100s free; three users ask for it at the same moment.
+    spawners = [make_spawner(name=n, unschedulable_timeout=3) for n in ("ann", "ben", "cy")]
+    options = {"profile": "gpu-1", "image": "tk-jupyter-ml-gpu", "node": node}
+    results = await start_all(spawners, options)
+
+    admitted = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if isinstance(r, InvalidOptions)]
+    assert (len(admitted), len(refused)) == (1, 2), results
+    assert all(r.status_code == 400 for r in refused)
+    reason = "only 0 of 2 nvidia.com/gpu free" if node else "1 not enough nvidia.com/gpu"
+    assert all(reason in str(r) for r in refused), refused
+    assert len(sim.created_pods) == 1  # the refused ones created nothing
+    # Once the pod shows up in the watch the held room turns into the pod's own request.
+    inventory = spawners[0].tk_inventory
+    await wait_until(lambda: inventory.reservations() == {})
+    assert gpu_free(spawners[0], "gpu-1", GPU) == 0
+
+
+async def test_concurrent_spawns_for_the_last_mig_slice_admit_exactly_one(make_spawner, sim):
+    labels = gfd_labels("NVIDIA-A100-40GB", 40960, 1, mig={"3g.20gb": (1, 20096)})
+    sim.add_node(
+        make_node(
+            "mig-3g",
+            cpu="16",
+            memory="64Gi",
+            extended={"nvidia.com/gpu": 0, MIG_3G: 1},
+            labels=labels,
+            taints=[GPU_TAINT],
+        )
+    )
+    spawners = [make_spawner(name=n, unschedulable_timeout=3) for n in ("ann", "ben")]
+    options = {
+        "profile": "custom",
+        "image": "tk-jupyter-ml-gpu",
+        "node": "mig-3g",
+        "cpu": 2,
+        "memory": "4Gi",
+        "gpu": {"resource": MIG_3G, "count": 1},
+    }
+    results = await start_all(spawners, options)
+    assert sorted(type(r).__name__ for r in results) == ["InvalidOptions", "str"], results
+    refused = next(r for r in results if isinstance(r, InvalidOptions))
+    assert f"only 0 of 1 {MIG_3G} free" in str(refused)
+    assert len(sim.created_pods) == 1
+
+
+async def test_a_failed_spawn_gives_the_room_back(make_spawner, sim):
+    sim.create_failure = (
+        403,
+        "Forbidden",
+        'pods "jupyter-ann" is forbidden: exceeded quota: gpus, requested: '
+        "requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=4, limited: "
+        "requests.nvidia.com/gpu=4",
+    )
+    spawner = make_spawner(name="ann")
+    spawner.user_options = {"profile": "gpu-1", "image": "tk-jupyter-ml-gpu", "node": "gpu-1"}
+    with pytest.raises(ClusterRefused) as info:
+        await asyncio.wait_for(spawner.start(), 60)
+    # The reason, as the API server's Status says it; not the raw ApiException with headers.
+    assert str(info.value) == ("The cluster refused to start your server: " + sim.create_failure[2])
+    assert info.value.jupyterhub_message == str(info.value)
+    assert "HTTP response headers" not in str(info.value)
+    assert spawner.tk_inventory.reservations() == {}
+    assert gpu_free(spawner, "gpu-1", GPU) == 1
+
+    sim.create_failure = None
+    other = make_spawner(name="ben")
+    other.user_options = spawner.user_options
+    assert isinstance(await asyncio.wait_for(other.start(), 60), str)
+
+
+# -- preset overrides from the policy file -------------------------------------------------------
+
+SHM_PRESET = {
+    "slug": "torch",
+    "display_name": "PyTorch with a big /dev/shm",
+    "cpu": 2,
+    "memory": "8Gi",
+    "kubespawner_override": {
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
+        "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "environment": {"OMP_NUM_THREADS": "2"},
+        "image_pull_policy": "Always",
+    },
+}
+
+
+async def test_a_preset_override_reaches_the_pod_and_does_not_leak(make_spawner, sim):
+    spawner = make_spawner(
+        name="ann", presets=[SHM_PRESET], environment={"SITE": "lab"}, volumes=[]
+    )
+    spawner.user_options = {"profile": "torch", "image": "tk-jupyter-scipy"}
+    await asyncio.wait_for(spawner.start(), 60)
+    [pod] = sim.created_pods
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}} in pod["spec"][
+        "volumes"
+    ]
+    container = notebook(pod)
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in [
+        {k: m[k] for k in ("name", "mountPath")} for m in container["volumeMounts"]
+    ]
+    assert container["imagePullPolicy"] == "Always"
+    environment = {e["name"]: e.get("value") for e in container["env"]}
+    assert (environment["OMP_NUM_THREADS"], environment["SITE"]) == ("2", "lab")
+    assert environment["JUPYTER_TK_PROFILE"] == "torch"  # the validated options still apply
+
+    # The next spawn with another preset gets none of it.
+    later = await manifest(spawner, {"profile": "cpu-basic", "image": "tk-jupyter-scipy"})
+    assert "dshm" not in [v["name"] for v in later["spec"].get("volumes") or ()]
+    assert "OMP_NUM_THREADS" not in env(later) and env(later)["SITE"] == "lab"
+    assert notebook(later).get("imagePullPolicy") != "Always"
+
+
+async def test_a_user_cannot_send_overrides(make_spawner, sim):
+    spawner = make_spawner(name="ann", presets=[SHM_PRESET])
+    for sent in ("spawner_overrides", "kubespawner_override"):
+        spawner.user_options = {"profile": "cpu-basic", sent: {"privileged": True}}
+        with pytest.raises(InvalidOptions, match="Unknown option") as info:
+            await spawner.start()
+        assert info.value.status_code == 400
+    assert sim.created_pods == []
+
+
+async def test_an_unknown_trait_in_a_preset_is_a_clear_error_at_spawn(make_spawner, sim):
+    broken = {**SHM_PRESET, "slug": "broken", "kubespawner_override": {"volums": []}}
+    spawner = make_spawner(name="ann", presets=[broken])
+    spawner.user_options = {"profile": "broken", "image": "tk-jupyter-scipy"}
+    with pytest.raises(InvalidOptions, match="'volums', which is not a KubeSpawner setting"):
+        await spawner.start()
+    assert sim.created_pods == []
+    assert spawner.tk_inventory.reservations() == {}

@@ -13,7 +13,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -29,12 +31,35 @@ from jupyter_tk.hub.inventory.model import (
 )
 from jupyter_tk.hub.kubernetes.gpus import GPU_LABEL_PREFIXES, describe_gpus
 from jupyter_tk.hub.kubernetes.listwatch import ListWatch, ListWatchTiming
+from jupyter_tk.hub.placement import (
+    ResourceRequest,
+    fit_checker,
+    scheduling_amounts,
+    why_nothing_fits,
+)
 from jupyter_tk.hub.quantities import parse_quantity
 
-__all__ = ["KubernetesInventory", "NodeState"]
+__all__ = ["KubernetesInventory", "NoRoom", "NodeState"]
 
 # What the API server keeps out of the pod watch: finished pods hold no resources.
 ACTIVE_PODS_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+class NoRoom(Exception):
+    """`KubernetesInventory.reserve` found no node with room; ``str()`` says why."""
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Room held on `node` for a pod this hub is creating, until the watch shows the pod bound
+    (then it counts as a pod), it goes away, the spawn ends without it, or `expires`."""
+
+    node: str
+    shape: tuple  # (resource, amount in storage units) pairs, "pods": 1 included
+    expires: float  # time.monotonic()
+    # A pod of the same name was still counted when the room was taken: events for the key
+    # belong to that old pod until it is deleted.
+    old_pod_present: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +225,9 @@ class KubernetesInventory(Inventory):
         self._probe_failure: str | None = None
         self._api_client: client.ApiClient | None = None
         self.watches: dict[str, ListWatch] = {}
+        # pod key -> room held for it; node -> the sum of what is held there.
+        self._reservations: dict[str, Reservation] = {}
+        self._reserved: dict[str, dict[str, int]] = {}
         # Live GPU use from Prometheus (dcgm-exporter), when c.GpuMetrics.prometheus_url is set.
         self.gpu_metrics = GpuMetrics(parent=self, on_change=self._data_changed)
         if not self.gpu_metrics.enabled:
@@ -269,6 +297,7 @@ class KubernetesInventory(Inventory):
         freshness means "the API answered recently", not "a connection is open"."""
         while True:
             await asyncio.sleep(self.probe_interval_seconds)
+            self._expire_reservations()
             quietest = min((w.last_contact for w in self.watches.values()), default=0.0)
             last_probe = self._probe_answered or 0.0
             if time.time() - max(quietest, last_probe) < self.probe_interval_seconds:
@@ -387,9 +416,99 @@ class KubernetesInventory(Inventory):
         self._pods = pods
         self._requested = requested
         self._request_shapes = {shape: shape for _, shape in pods.values()}
+        for key, reservation in list(self._reservations.items()):
+            if reservation.old_pod_present:
+                reservation.old_pod_present = key in pods
+            elif key in pods:
+                self._drop_reservation(key)
         self._data_changed()
 
+    # -- room held for pods being created --------------------------------------------------------
+
+    def reserve(
+        self,
+        key: str,
+        request: ResourceRequest,
+        *,
+        node: str | None,
+        ratio: float,
+        tolerations: Sequence[Mapping],
+        allowed_node: Callable[[str], bool] = lambda name: True,
+        hold_seconds: float,
+    ) -> str:
+        """Check that `request` fits (on `node`, or on any allowed node) and hold the room for
+        the pod `key` ("namespace/name") in the same step; returns the node held on.
+
+        Call it without awaiting anything between the fit check the user was shown and this,
+        so two spawns can never both take the last GPU. What is held counts as requested in
+        every snapshot until the pod shows up bound in the watch, goes away, `release(key)` is
+        called (the spawn failed), or `hold_seconds` pass. Raises `NoRoom`.
+        """
+        self.release(key)
+        nodes = self.snapshot()["nodes"]
+        unfit = fit_checker(request, ratio=ratio, tolerations=tolerations)
+        if node:
+            candidates = [n for n in nodes if n["name"] == node]
+        else:
+            candidates = [n for n in nodes if allowed_node(n["name"])]
+        reasons = [unfit(candidate) for candidate in candidates]
+        fitting = [c for c, reason in zip(candidates, reasons, strict=True) if reason is None]
+        if not fitting:
+            if node:
+                raise NoRoom(reasons[0] if reasons else f"there is no node called {node}")
+            raise NoRoom(
+                why_nothing_fits(candidates, request, ratio=ratio, tolerations=tolerations)
+            )
+        chosen = fitting[0]
+        cpu, memory = scheduling_amounts(request, ratio)
+        amounts = {"cpu": to_storage("cpu", Decimal(str(cpu))), "memory": memory, "pods": 1}
+        if request.wants_gpu:
+            amounts[request.gpu_resource] = request.gpu_count
+        name = chosen["name"]
+        reservation = Reservation(
+            node=name,
+            shape=tuple(sorted(amounts.items())),
+            expires=time.monotonic() + hold_seconds,
+            old_pod_present=key in self._pods,
+        )
+        self._reservations[key] = reservation
+        add_into(self._reserved.setdefault(name, {}), reservation.shape)
+        self._dirty_nodes.add(name)
+        self._data_changed()
+        return name
+
+    def release(self, key: str) -> None:
+        """Give back the room held for pod `key`, if any (its spawn failed or was cancelled)."""
+        if key in self._reservations:
+            self._drop_reservation(key)
+            self._data_changed()
+
+    def reservations(self) -> dict[str, str]:
+        """Pod key -> node, for the pods room is held for right now."""
+        return {key: r.node for key, r in self._reservations.items()}
+
+    def _drop_reservation(self, key: str) -> None:
+        reservation = self._reservations.pop(key)
+        add_into(self._reserved[reservation.node], reservation.shape, sign=-1)
+        self._dirty_nodes.add(reservation.node)
+
+    def _expire_reservations(self) -> None:
+        now = time.monotonic()
+        expired = [key for key, r in self._reservations.items() if r.expires <= now]
+        for key in expired:
+            self.log.warning("Room held for pod %s expired before the pod was seen", key)
+            self._drop_reservation(key)
+        if expired:
+            self._data_changed()
+
     def _apply_pod(self, event_type: str, key: str, entry: tuple | None) -> None:
+        reservation = self._reservations.get(key)
+        if reservation is not None:
+            if reservation.old_pod_present:
+                reservation.old_pod_present = event_type != "DELETED"
+            elif entry is not None or event_type == "DELETED":
+                # Bound (it counts as a pod from this very event on) or gone.
+                self._drop_reservation(key)
         old = self._pods.pop(key, None)
         if entry is not None:
             self._pods[key] = entry
@@ -417,6 +536,11 @@ class KubernetesInventory(Inventory):
 
     def _node_row(self, state: NodeState) -> dict:
         requested = self._requested.get(state.name, {})
+        reserved = self._reserved.get(state.name)
+        if reserved:
+            # Pods this hub is creating count as requested before the watch shows them.
+            requested = dict(requested)
+            add_into(requested, reserved.items())
         free = {r: max(0, a - requested.get(r, 0)) for r, a in state.allocatable.items()}
         shown_requested = {r: requested.get(r, 0) for r in state.allocatable}
         shown_requested.update({r: a for r, a in requested.items() if a})
