@@ -161,7 +161,7 @@ class ActivityHandler(APIHandler):
 
 
 def gpu_idle_handlers(rule: GpuIdleRule) -> list[tuple]:
-    """Routes for `c.JupyterHub.extra_handlers` (paths relative to the hub prefix)."""
+    """Routes for `add_hub_routes` (paths relative to the hub prefix)."""
     return [
         (ACTIVITY_ROUTE, ActivityHandler, {"rule": rule}),
         (ACTIVITY_ROUTE + r"/([^/]+)/?([^/]*)", ActivityHandler, {"rule": rule}),
@@ -189,6 +189,8 @@ def configure_culling(c, environ: Mapping[str, str] = os.environ) -> None:
     ``JUPYTER_TK_GPU_IDLE_WARNING`` (default 300) and ``JUPYTER_TK_CULL_EVERY`` (seconds between
     checks of both services, default 60). Bad values raise ValueError naming the variable.
     """
+    from jupyter_tk.hub.setup import add_hub_routes  # the hub's routes: not for the service
+
     idle = _seconds(environ, "JUPYTER_TK_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
     gpu_idle = _seconds(environ, "JUPYTER_TK_GPU_IDLE_TIMEOUT", DEFAULT_GPU_IDLE_TIMEOUT)
     warning = _seconds(environ, "JUPYTER_TK_GPU_IDLE_WARNING", DEFAULT_GPU_IDLE_WARNING)
@@ -211,7 +213,7 @@ def configure_culling(c, environ: Mapping[str, str] = os.environ) -> None:
         )
     if gpu_idle:
         rule = GpuIdleRule(timeout=gpu_idle, warning=warning)
-        c.JupyterHub.extra_handlers.extend(gpu_idle_handlers(rule))
+        add_hub_routes(c, gpu_idle_handlers(rule))
         services.append(
             {
                 "name": "gpu-idle-culler",

@@ -1,7 +1,10 @@
-"""GET /hub/api/tk/resources on a real JupyterHub started from kubernetes_config.py.
+"""GET /hub/api/tk/resources on real JupyterHubs started from the shipped configs.
 
-The hub runs as a process with KUBECONFIG pointing at the simulated API (another process),
-through the shared harness of `tests/hub/kube_hub.py`.
+The Kubernetes hub runs as a process with KUBECONFIG pointing at the simulated API (another
+process), through `tests/support/kube_hub.py`; the local hub (`tests/support/local_hub.py`) runs
+on the fake NVML library and starts a real server, so that a GPU is held by someone. Reading
+the endpoint needs the scope custom:jupyter-tk:resources (every user has it by default), and
+who holds a GPU is shown only to those who may read that user's name.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import time
 import pytest
 import requests
 
+from jupyter_tk.hub.handlers import OTHER_USER, RESOURCES_SCOPE
 from tests.fakes.clusters import make_pod
 from tests.support.kube_hub import KubeHub, kube_hub_with_catalog
+from tests.support.local_hub import LocalHub, custom_form
 
 RESOURCES = "tk/resources"
+DEPRECATED = "extra_handlers is deprecated"
 
 
 def wait_for(check, timeout: float, interval: float = 0.02):
@@ -129,6 +135,47 @@ def test_pod_added_and_deleted_shows_within_one_second(hub, alice, sim):
     wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0)
 
 
+def token_of(session, hub, user: str, **body) -> str:
+    made = session.post(api_url(hub, f"users/{user}/tokens"), json=body, timeout=10)
+    assert made.status_code == 201, made.text
+    return made.json()["token"]
+
+
+def get_with_token(hub, token: str) -> requests.Response:
+    return requests.get(api_url(hub), headers={"Authorization": f"token {token}"}, timeout=10)
+
+
+def test_a_token_without_the_scope_is_refused(hub, alice):
+    bare = get_with_token(hub, token_of(alice, hub, "alice", scopes=[]))
+    assert bare.status_code == 403
+    assert RESOURCES_SCOPE in bare.json()["message"]
+    assert "nodes" not in bare.text
+    narrow = get_with_token(hub, token_of(alice, hub, "alice", scopes=[RESOURCES_SCOPE]))
+    assert narrow.status_code == 200
+    assert narrow.json()["source"] == "kubernetes"
+
+
+def test_operators_can_narrow_the_scope_to_a_group(tmp_path_factory, sim):
+    # What docs/wiring.md tells operators to write: no scope for every user, a role for a group.
+    narrowed = (
+        "c.JupyterHub.extra_user_scopes = set()\n"
+        "c.JupyterHub.load_roles = [{'name': 'resource-viewers', 'groups': ['gpu-lab'],"
+        f" 'scopes': [{RESOURCES_SCOPE!r}]}}]\n"
+    )
+    workdir = tmp_path_factory.mktemp("narrowed-hub")
+    with kube_hub_with_catalog(workdir, sim, extra_config=narrowed) as narrow_hub:
+        alice = narrow_hub.login("alice")  # in gpu-lab
+        bob = narrow_hub.login("bob")  # a student
+        assert alice.api("GET", "/hub/api/tk/resources").status_code == 200
+        refused = bob.api("GET", "/hub/api/tk/resources")
+        assert refused.status_code == 403
+        assert RESOURCES_SCOPE in refused.json()["message"]
+
+
+def test_the_config_logs_no_deprecation(hub):
+    assert DEPRECATED not in hub.log_path.read_text(errors="replace")
+
+
 def test_api_down_serves_the_last_snapshot_as_stale(hub, alice, sim):
     # Runs last in this module: it takes the simulated API away for good.
     before = wait_for(lambda: synced(alice, hub), timeout=15)["nodes"]
@@ -143,3 +190,59 @@ def test_api_down_serves_the_last_snapshot_as_stale(hub, alice, sim):
     assert body["age_seconds"] >= 1.0
     assert requests.get(f"{hub.url}/hub/health", timeout=5).status_code == 200
     assert hub.process.poll() is None
+
+
+# -- who holds a GPU, on the local hub ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_hub(tmp_path_factory):
+    with LocalHub(tmp_path_factory.mktemp("local-hub")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gpu_held_by_alice(local_hub):
+    """alice's server holds one whole GPU (held from the moment it starts, ready or not)."""
+    alice = local_hub.login("alice")
+    response = alice.submit_form(custom_form("1", "1Gi", "nvidia.com/gpu", "1"))
+    assert response.status_code == 302, response.text[-2000:]
+    wait_for(lambda: holders(alice.resources()) == ["alice"], timeout=30, interval=0.2)
+    yield alice
+    alice.stop_server()
+
+
+def holders(body: dict) -> list[str]:
+    return [
+        name
+        for node in body["nodes"]
+        for kind in node["gpus"]
+        for device in kind.get("devices", ())
+        for name in device["taken_by"]
+    ]
+
+
+def test_local_holders_are_named_only_to_who_may_read_them(local_hub, gpu_held_by_alice):
+    bob = local_hub.login("bob")
+    seen_by_bob = bob.api("GET", "/hub/api/tk/resources")
+    assert seen_by_bob.status_code == 200
+    assert holders(seen_by_bob.json()) == [OTHER_USER]
+    assert "alice" not in seen_by_bob.text
+    # Her own name, to alice; every name, to an admin (who may read all users).
+    assert holders(gpu_held_by_alice.resources()) == ["alice"]
+    seen_by_admin = local_hub.login_admin().api("GET", "/hub/api/tk/resources")
+    assert holders(seen_by_admin.json()) == ["alice"]
+    # Different bodies never share an ETag.
+    assert seen_by_bob.headers["ETag"] != seen_by_admin.headers["ETag"]
+    again = bob.api(
+        "GET", "/hub/api/tk/resources", headers={"If-None-Match": seen_by_bob.headers["ETag"]}
+    )
+    assert again.status_code == 304
+
+
+def test_local_token_without_the_scope_is_refused(local_hub):
+    bob = local_hub.login("bob")
+    made = bob.api("POST", "/hub/api/users/bob/tokens", json={"scopes": []})
+    token = made.json()["token"]
+    assert get_with_token(local_hub, token).status_code == 403
+    assert DEPRECATED not in local_hub.log_path.read_text(errors="replace")

@@ -13,10 +13,13 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
+
+from jupyter_tk.hub.registry import shared_instance
 
 __all__ = ["Inventory", "get_inventory"]
 
@@ -48,10 +51,13 @@ class Inventory(LoggingConfigurable):
         self._memo_version = -1
         self._memo_nodes: list[dict] = []
         self._memo_nodes_json = b"[]"
+        self._memo_holders: frozenset[str] = frozenset()
         # id(row) -> (row, its JSON): rows a subclass hands back unchanged are not re-encoded.
         self._row_json: dict[int, tuple[dict, bytes]] = {}
         # What a subclass runs to keep its cache up to date; `_stop_task` ends it.
         self._task: asyncio.Task | None = None
+        #: Live per-GPU figures (`GpuMetrics`), where a backend offers them; None elsewhere.
+        self.gpu_metrics: Any = None
 
     # -- implemented by subclasses -------------------------------------------------------------
 
@@ -110,7 +116,10 @@ class Inventory(LoggingConfigurable):
     @property
     def version(self) -> int:
         """A number that changes whenever the snapshot (other than its timestamps) changes."""
-        # `stale` flips with the passage of time, not with an event, so it is folded in here.
+        # `stale` flips with the passage of time, not with an event, so it is folded in here;
+        # so do the live GPU figures' (reading their block tells the inventory of a flip).
+        if self.gpu_metrics is not None:
+            self.gpu_metrics.block()
         return self._data_version * 2 + int(self.stale)
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
@@ -125,8 +134,14 @@ class Inventory(LoggingConfigurable):
         if self._memo_version != self._data_version:
             self._memo_nodes = self._collect_nodes()
             self._memo_nodes_json = self._encode_rows(self._memo_nodes)
+            self._memo_holders = frozenset(_holders(self._memo_nodes))
             self._memo_version = self._data_version
         return self._memo_nodes
+
+    def holder_names(self) -> frozenset[str]:
+        """The user names in the snapshot's `taken_by` lists (who holds which device)."""
+        self._nodes()
+        return self._memo_holders
 
     def _encode_rows(self, rows: list[dict]) -> bytes:
         cache: dict[int, tuple[dict, bytes]] = {}
@@ -155,12 +170,23 @@ class Inventory(LoggingConfigurable):
     def snapshot(self) -> dict:
         """The `/hub/api/tk/resources` JSON as a dict. The `nodes` list is shared: do not mutate."""
         nodes = self._nodes()
-        return {**self._header(), "nodes": nodes}
+        live = {} if self.gpu_metrics is None else {"gpu_metrics": self.gpu_metrics.block()}
+        return {**self._header(), **live, "nodes": nodes}
 
     def snapshot_json(self) -> bytes:
         """`snapshot()` encoded as JSON; each node row is encoded once while it is unchanged."""
         self._nodes()
-        return _dumps(self._header())[:-1] + b',"nodes":' + self._memo_nodes_json + b"}"
+        live = b""
+        if self.gpu_metrics is not None:
+            live = b',"gpu_metrics":' + self.gpu_metrics.block_json()
+        return _dumps(self._header())[:-1] + live + b',"nodes":' + self._memo_nodes_json + b"}"
+
+
+def _holders(nodes: list[dict]) -> Iterator[str]:
+    for node in nodes:
+        for kind in node.get("gpus") or ():
+            for device in kind.get("devices") or ():
+                yield from device.get("taken_by") or ()
 
 
 def _dumps(value: Any) -> bytes:
@@ -169,25 +195,18 @@ def _dumps(value: Any) -> bytes:
 
 InventoryT = TypeVar("InventoryT", bound=Inventory)
 
-# One instance per class per process: the spawner form and the REST endpoint share one cache.
-_instances: dict[type, Inventory] = {}
+# The task that started each shared inventory: an inventory is started once per process.
 _start_tasks: dict[type, asyncio.Task] = {}
 
 
 def get_inventory(cls: type[InventoryT], *, config: Any = None, log: Any = None) -> InventoryT:
-    """Return the process-wide instance of `cls`, creating it with `config` on first call.
+    """Return the hub's shared instance of `cls` (see `jupyter_tk.hub.registry`), creating it
+    with `config` on first call; the spawner form and the REST endpoint share this one cache.
 
     The instance is started as a task on the running event loop as soon as one is running (the
     first call from outside a loop creates it; a later call from inside a loop starts it).
     """
-    inventory = _instances.get(cls)
-    if inventory is None:
-        kwargs: dict[str, Any] = {}
-        if config is not None:
-            kwargs["config"] = config
-        if log is not None:
-            kwargs["log"] = log
-        inventory = _instances[cls] = cls(**kwargs)
+    inventory = shared_instance(cls, config=config, log=log)
     if cls not in _start_tasks:
         try:
             loop = asyncio.get_running_loop()
@@ -195,7 +214,7 @@ def get_inventory(cls: type[InventoryT], *, config: Any = None, log: Any = None)
             loop = None
         if loop is not None:
             _start_tasks[cls] = loop.create_task(_start_logged(inventory))
-    return inventory  # type: ignore[return-value]
+    return inventory
 
 
 async def _start_logged(inventory: Inventory) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from traitlets import default
+from traitlets import Type
 
+from jupyter_tk.hub.inventory import Inventory
 from jupyter_tk.hub.local.inventory import LocalInventory
 from jupyter_tk.hub.local.process import LocalRequest, LocalResourceSpawner
 from jupyter_tk.hub.spawner_mixin import TkSpawnerMixin
@@ -15,9 +16,10 @@ __all__ = ["TkLocalSpawner"]
 class TkLocalSpawner(TkSpawnerMixin, LocalResourceSpawner):
     """A local process with the jupyter-tk form (entry point ``tk-local``)."""
 
-    @default("inventory_class")
-    def _default_inventory_class(self):
-        return LocalInventory
+    # A class-level default (not a @default method), so the wiring reads it without a spawner.
+    inventory_class = Type(
+        LocalInventory, klass=Inventory, config=True, help=TkSpawnerMixin.inventory_class.help
+    )
 
     def apply_validated_options(self, options: ValidatedOptions) -> None:
         self.local_request = LocalRequest(
