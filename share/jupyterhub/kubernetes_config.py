@@ -30,16 +30,17 @@ Environment (all optional):
 
 import os
 
-from jupyter_tk.hub.handlers import tk_extra_handlers
-from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.setup import setup_hub
 
 c = get_config()  # provided by JupyterHub when it loads this file
 
 # -- spawner -------------------------------------------------------------------------------------
 
-# tk-kubernetes is KubeSpawner with the jupyter-tk form: presets and custom sizes within the
-# group policy, images from the catalog, a live node/GPU picker, every submission validated.
-c.JupyterHub.spawner_class = "tk-kubernetes"
+# tk-kubernetes (KubeSpawner with the jupyter-tk form: presets and custom sizes within the group
+# policy, images from the catalog, a live node/GPU picker, every submission validated), its live
+# inventory (one watch of nodes and pods for every user, served at /hub/api/tk/resources) and the
+# scope custom:jupyter-tk:resources that every user gets to read it.
+setup_hub(c, backend="kubernetes")
 # The policy comes from $JUPYTER_TK_POLICY (a YAML/JSON file) and the image catalog from
 # $JUPYTER_TK_CATALOG (a URL or a file): both are the defaults of c.Policy.policy_file and
 # c.ImageCatalog.source. Without a policy nobody may start a server (the form says why).
@@ -51,8 +52,5 @@ if os.environ.get("JUPYTER_TK_HUB_CONNECT_IP"):
     c.JupyterHub.hub_ip = "0.0.0.0"
     c.JupyterHub.hub_connect_ip = os.environ["JUPYTER_TK_HUB_CONNECT_IP"]
 
-# -- live inventory: one watch of nodes and pods serves every user -------------------------------
-
-# KubernetesInventory reads $KUBECONFIG, else the in-cluster service account. Its traits
+# The inventory reads $KUBECONFIG, else the in-cluster service account. Its traits
 # (node_selector, stale_after_seconds, resync_seconds, ...) can be set on c.KubernetesInventory.
-c.JupyterHub.extra_handlers = tk_extra_handlers(KubernetesInventory)

@@ -33,9 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from jupyter_tk.hub.handlers import tk_extra_handlers
 from jupyter_tk.hub.local.authenticator import ThrottledSharedPasswordAuthenticator
-from jupyter_tk.hub.local.inventory import LocalInventory
+from jupyter_tk.hub.setup import setup_hub
 
 c = get_config()  # provided by JupyterHub when it loads this file
 
@@ -94,13 +93,13 @@ c.Authenticator.username_pattern = r"[a-z0-9][a-z0-9._-]{0,31}\Z"
 
 # -- spawner: local processes with their own GPUs, cores and memory ------------------------------
 
-c.JupyterHub.spawner_class = "tk-local"
+# tk-local, its inventory of this machine at /hub/api/tk/resources, and the scope to read it.
+setup_hub(c, backend="local")
 c.Spawner.default_url = "/lab"
 # Generous on a busy machine: the first start of JupyterLab imports a lot.
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.TkLocalSpawner.examples_source = str(HERE.parent / "examples")
-c.JupyterHub.extra_handlers = tk_extra_handlers(LocalInventory)
 
 # -- policy and catalog: everyone may use this whole machine -------------------------------------
 
@@ -110,14 +109,14 @@ c.Policy.presets = [
     {
         "slug": "small",
         "display_name": "Small",
-        "description": "For work without a GPU.",
+        "description": "1 core and 2 GiB of memory.",
         "cpu": 1,
         "memory": "2Gi",
     },
     {
         "slug": "gpu-1",
         "display_name": "1 GPU",
-        "description": "One whole GPU of its own, for the GPU examples.",
+        "description": "One whole GPU of its own, 2 cores and 8 GiB of memory.",
         "cpu": 2,
         "memory": "8Gi",
         "gpu": {"resource": "nvidia.com/gpu", "count": 1},
