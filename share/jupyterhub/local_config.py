@@ -109,14 +109,14 @@ c.Policy.presets = [
     {
         "slug": "small",
         "display_name": "Small",
-        "description": "1 core and 2 GiB of memory.",
+        "description": "For work without a GPU.",
         "cpu": 1,
         "memory": "2Gi",
     },
     {
         "slug": "gpu-1",
         "display_name": "1 GPU",
-        "description": "One whole GPU of its own, 2 cores and 8 GiB of memory.",
+        "description": "One whole GPU of its own, for the GPU examples.",
         "cpu": 2,
         "memory": "8Gi",
         "gpu": {"resource": "nvidia.com/gpu", "count": 1},
