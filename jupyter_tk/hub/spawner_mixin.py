@@ -33,6 +33,7 @@ from jupyter_tk.hub.form_view import build_form_view
 from jupyter_tk.hub.inventory import Inventory, get_inventory
 from jupyter_tk.hub.policy import Policy
 from jupyter_tk.hub.quantities import parse_quantity
+from jupyter_tk.hub.registry import shared_instance
 from jupyter_tk.hub.validation import (
     InvalidOptions,
     SpawnLimits,
@@ -53,17 +54,13 @@ class ShowTheForm(HTTPError):
         self.jupyterhub_message = ""
 
 
-# Policy and catalog are per hub process, like the inventory: one file watch, one cache.
-_shared: dict[type, Any] = {}
 _assets = FormAssets()
 _waited_for: weakref.WeakSet[Inventory] = weakref.WeakSet()
 
 
 def _shared_instance(cls: type, spawner: Spawner) -> Any:
-    instance = _shared.get(cls)
-    if instance is None:
-        instance = _shared[cls] = cls(config=spawner.config, log=spawner.log)
-    return instance
+    # Policy and catalog are per hub process, like the inventory: one file watch, one cache.
+    return shared_instance(cls, config=spawner.config, log=spawner.log)
 
 
 class TkSpawnerMixin(LoggingConfigurable):

@@ -13,8 +13,14 @@ import time
 
 import pytest
 import requests
+from traitlets.config import Config
 
 from jupyter_tk.hub.handlers import OTHER_USER, RESOURCES_SCOPE
+from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.kubernetes.spawner import TkKubeSpawner
+from jupyter_tk.hub.local.inventory import LocalInventory
+from jupyter_tk.hub.local.spawner import TkLocalSpawner
+from jupyter_tk.hub.setup import configured_inventory_class, setup_hub
 from tests.fakes.clusters import make_pod
 from tests.support.kube_hub import KubeHub, kube_hub_with_catalog
 from tests.support.local_hub import LocalHub, custom_form
@@ -133,6 +139,43 @@ def test_pod_added_and_deleted_shows_within_one_second(hub, alice, sim):
     assert changed.headers["ETag"] != etag
     sim.delete_pod("extra", "ml")
     wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0)
+
+
+# -- the wiring call, without a hub ----------------------------------------------------------------
+
+
+def test_setup_hub_names_the_spawner_and_grants_the_scope():
+    c = Config()
+    setup_hub(c, backend="local")
+    assert c.JupyterHub.spawner_class == "tk-local"
+    # What the hub's traits become (the config holds changes to their defaults).
+    assert RESOURCES_SCOPE in c.JupyterHub.custom_scopes.get_value({})
+    assert c.JupyterHub.extra_user_scopes.get_value(set()) == {RESOURCES_SCOPE}
+    narrow = Config()
+    setup_hub(narrow, backend="kubernetes", grant_resources_to_users=False)
+    assert narrow.JupyterHub.spawner_class == "tk-kubernetes"
+    assert "extra_user_scopes" not in narrow.JupyterHub
+
+
+def test_setup_hub_refuses_an_unknown_backend():
+    c = Config()
+    with pytest.raises(ValueError, match="kubernetes, local, not 'slurm'"):
+        setup_hub(c, backend="slurm")
+    assert "spawner_class" not in c.JupyterHub
+
+
+def test_the_endpoint_uses_the_inventory_the_spawner_is_configured_with():
+    assert configured_inventory_class(TkKubeSpawner, Config()) is KubernetesInventory
+    assert configured_inventory_class(TkLocalSpawner, Config()) is LocalInventory
+    c = Config()
+    c.TkSpawnerMixin.inventory_class = "jupyter_tk.hub.local.inventory.LocalInventory"
+    c.TkKubeSpawner.inventory_class = KubernetesSubclass
+    assert configured_inventory_class(TkKubeSpawner, c) is KubernetesSubclass
+    assert configured_inventory_class(TkLocalSpawner, c) is LocalInventory
+
+
+class KubernetesSubclass(KubernetesInventory):
+    pass
 
 
 def token_of(session, hub, user: str, **body) -> str:
