@@ -1,23 +1,33 @@
 /**
  * What the form should show for a choice and a snapshot: pure, so it is unit-tested without a
- * DOM. Mirrors `jupyter_tk/hub/form_view.py` (first render) and the client-visible parts of
- * `jupyter_tk/hub/validation.py` (the server stays the authority on submit).
+ * DOM. Mirrors `jupyter_tk/hub/form_view.py` (first render) and, through `validate.ts`,
+ * `jupyter_tk/hub/validation.py` (the server stays the authority on submit). Both are bound to
+ * the shared cases in `tests/vectors/form_rules.json`: the same inputs, the same texts.
  */
 import { fnmatchcase } from './glob.ts';
-import { gpuUseLines, memoryNotes, type GpuUseLine } from './notes.ts';
+import { gpuNotes, gpuUseLines, memoryNotes, type GpuUseLine } from './notes.ts';
 import {
+  gpuAbsence,
   gpuKindLabel,
   gpuKinds,
-  largestRequest,
   nodeLabel,
   nodeUnfitReason,
+  placeName,
+  sizeLimits,
   wantsGpu,
-  whyNothingFits,
   type GpuKind,
   type SizeLimits
 } from './placement.ts';
-import type { Choice, FormConfig, NodeInfo, ResourceRequest, Snapshot } from './types.ts';
+import type {
+  Choice,
+  FormConfig,
+  NodeInfo,
+  PresetConfig,
+  ResourceRequest,
+  Snapshot
+} from './types.ts';
 import { formatBytes, formatCores, parseQuantity } from './units.ts';
+import { refusalOf } from './validate.ts';
 
 export interface NodeRow {
   name: string;
@@ -37,17 +47,24 @@ export interface Evaluation {
   request: ResourceRequest | null;
   nodes: NodeRow[];
   gpuKinds: GpuKindRow[];
+  /** The GPU kind the choice stands for (a preset's own), for the greyed fields to agree. */
+  gpuResource: string;
   /** Preset slug -> why it cannot fit right now (absent when it fits). */
   presetReasons: Record<string, string>;
   bounds: { cpu: number; memory: number; gpus: number };
+  /** The help under each size field: "0.1 to 16", "e.g. 8Gi or 512Mi; 256 MiB to 64 GiB",
+   *  "0 to 2" (or why there can be no GPU). */
+  boundTexts: { cpu: string; memory: string; gpus: string };
   /** The most a custom size may ask for: the cap, or less where no node is that large. */
   customLimits: SizeLimits;
   /** Why memory limits may not hold where the server will run (empty on Kubernetes). */
   memoryNotes: string[];
+  /** Why there are no GPUs, where the inventory knows (e.g. no NVML on this machine). */
+  gpuNotes: string[];
   /** Live use of each GPU, per kind, where the inventory knows it (empty on Kubernetes). */
   gpuUse: GpuUseLine[];
   summary: string;
-  /** Problems the server would refuse the submission for, in the order a user fixes them. */
+  /** What the server would refuse the submission for, word for word (at most one). */
   problems: string[];
 }
 
@@ -59,60 +76,33 @@ function isReady(node: NodeInfo): boolean {
   return node.ready && node.schedulable !== false;
 }
 
-/** The request of the chosen preset, or of the custom fields (collecting what is wrong). */
-function chosenRequest(
-  config: FormConfig,
-  choice: Choice,
-  problems: string[]
-): ResourceRequest | null {
+function presetRequest(preset: PresetConfig): ResourceRequest {
+  return {
+    cpu: preset.cpu,
+    memory: preset.memory,
+    gpuResource: preset.gpu?.resource ?? null,
+    gpuCount: preset.gpu?.count ?? 0
+  };
+}
+
+/** The request of the chosen preset, or of the custom fields; null while one does not parse
+ *  (`validate.ts` says why). */
+function chosenRequest(config: FormConfig, choice: Choice): ResourceRequest | null {
   const preset = config.presets.find(p => p.slug === choice.profile);
   if (preset) {
-    return {
-      cpu: preset.cpu,
-      memory: preset.memory,
-      gpuResource: preset.gpu?.resource ?? null,
-      gpuCount: preset.gpu?.count ?? 0
-    };
+    return presetRequest(preset);
   }
-  const { caps, minimum } = config;
-  const cpu = parseQuantity(choice.cpu);
-  const memory = parseQuantity(choice.memory);
-  const count = /^[0-9]{1,6}$/.test(choice.gpuCount.trim()) ? Number(choice.gpuCount) : NaN;
-  if (cpu === null || cpu <= 0) {
-    problems.push('CPU must be a number such as 2, 0.5 or 500m.');
-  } else if (cpu < minimum.cpu) {
-    problems.push(`Request at least ${formatCores(minimum.cpu)} CPU.`);
-  } else if (cpu > caps.cpu) {
-    problems.push(`${formatCores(cpu)} CPU is over your limit of ${formatCores(caps.cpu)} CPU.`);
-  }
-  if (memory === null || memory <= 0 || !Number.isInteger(memory)) {
-    problems.push('Memory must be a whole number of bytes such as 8Gi or 512Mi.');
-  } else if (memory < minimum.memory) {
-    problems.push(`Request at least ${formatBytes(minimum.memory)} of memory.`);
-  } else if (memory > caps.memory) {
-    problems.push(
-      `${formatBytes(memory)} of memory is over your limit of ${formatBytes(caps.memory)}.`
-    );
-  }
-  const gpuResource = choice.gpuResource || null;
-  let gpuCount = 0;
-  if (gpuResource) {
-    if (Number.isNaN(count)) {
-      problems.push('The number of GPUs must be a whole number.');
-    } else if (count > caps.gpus) {
-      problems.push(
-        caps.gpus
-          ? `${count} GPU(s) requested, but your limit is ${caps.gpus}.`
-          : 'Your group may not use GPUs.'
-      );
-    } else {
-      gpuCount = count;
-    }
-  }
-  if (cpu === null || memory === null || problems.length) {
+  const cpuText = choice.cpu.trim();
+  const memoryText = choice.memory.trim();
+  const cpu = cpuText ? parseQuantity(cpuText) : config.defaults.cpu;
+  const memory = memoryText ? parseQuantity(memoryText) : config.defaults.memory;
+  const countText = choice.gpuCount.trim();
+  const count = /^[0-9]{1,6}$/.test(countText) ? Number(countText) : countText ? NaN : 0;
+  if (cpu === null || memory === null || cpu <= 0 || memory <= 0 || Number.isNaN(count)) {
     return null;
   }
-  return { cpu, memory, gpuResource: gpuCount ? gpuResource : null, gpuCount };
+  const gpuResource = choice.gpuResource && count ? choice.gpuResource : null;
+  return { cpu, memory, gpuResource, gpuCount: gpuResource ? count : 0 };
 }
 
 /** The Custom card's line: "Up to 16 CPU · 64 GiB · 2 GPUs" (no GPU part for 0). */
@@ -124,17 +114,36 @@ export function customLimitsText(limits: SizeLimits): string {
   return text;
 }
 
-/** Only what is shown: validation still checks the caps and the free amounts. */
-function customLimits(config: FormConfig, nodes: NodeInfo[]): SizeLimits {
-  const largest = largestRequest(nodes, config.guaranteeRatio);
-  const { caps } = config;
-  return largest
-    ? {
-        cpu: Math.min(caps.cpu, largest.cpu),
-        memory: Math.min(caps.memory, largest.memory),
-        gpus: Math.min(caps.gpus, largest.gpus)
-      }
-    : { ...caps };
+/** `form_view.gpu_bound_text`: "0 to 2", or why there can be none (never a bare "0 to 0"). */
+export function gpuBoundText(absent: string | null, limit: number, capsGpus: number): string {
+  if (capsGpus === 0) {
+    return '0 (your group may not use GPUs)';
+  }
+  if (absent !== null) {
+    return absent.charAt(0).toUpperCase() + absent.slice(1);
+  }
+  return `0 to ${limit}`;
+}
+
+/** `form_view.preset_reason`: its GPU exists nowhere or it is larger than any node, or no
+ *  (chosen) node has room now. */
+export function presetReason(
+  preset: PresetConfig,
+  nodes: NodeInfo[],
+  chosenNode: boolean,
+  source: string,
+  limits: SizeLimits
+): string {
+  if (preset.gpu && preset.gpu.count) {
+    const absent = gpuAbsence(nodes, preset.gpu.resource, source);
+    if (absent) {
+      return absent;
+    }
+  }
+  if (preset.cpu > limits.cpu || preset.memory > limits.memory) {
+    return `more than ${placeName(source)} can hold`;
+  }
+  return chosenNode ? 'does not fit the chosen node right now' : 'no node has room right now';
 }
 
 export function describeRequest(request: ResourceRequest, node: string, image: string): string {
@@ -154,18 +163,17 @@ function imageText(config: FormConfig, choice: Choice): string {
 
 export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice): Evaluation {
   const ratio = config.guaranteeRatio;
+  const source = snapshot.source;
   const tolerationsFor = (request: ResourceRequest) =>
     wantsGpu(request) ? config.tolerations.gpu : config.tolerations.cpu;
   const unfit = (node: NodeInfo, request: ResourceRequest) =>
     nodeUnfitReason(node, request, ratio, tolerationsFor(request));
 
-  const problems: string[] = [];
-  const request = chosenRequest(config, choice, problems);
+  const request = chosenRequest(config, choice);
   const nodes = usableNodes(config, snapshot);
   const selected = nodes.find(node => node.name === choice.node) ?? null;
-  if (choice.node && !selected) {
-    problems.push(`There is no node called ${choice.node} in the cluster right now.`);
-  }
+  const limits = sizeLimits(config.caps, nodes, ratio);
+  const refusal = refusalOf({ config, snapshot, choice, nodes, limits });
 
   const nodeRows = nodes.map(node => {
     const reason = request ? unfit(node, request) : null;
@@ -181,22 +189,15 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
   const candidates = selected ? [selected] : nodes;
   const presetReasons: Record<string, string> = {};
   for (const preset of config.presets) {
-    const presetRequest: ResourceRequest = {
-      cpu: preset.cpu,
-      memory: preset.memory,
-      gpuResource: preset.gpu?.resource ?? null,
-      gpuCount: preset.gpu?.count ?? 0
-    };
-    if (!candidates.some(node => unfit(node, presetRequest) === null)) {
-      presetReasons[preset.slug] = selected
-        ? 'does not fit the chosen node right now'
-        : 'no node has room right now';
+    const wanted = presetRequest(preset);
+    if (!candidates.some(node => unfit(node, wanted) === null)) {
+      presetReasons[preset.slug] = presetReason(preset, nodes, Boolean(selected), source, limits);
     }
   }
 
   const ready = candidates.filter(isReady);
   const here = new Map<string, GpuKind>(gpuKinds(ready).map(kind => [kind.resource, kind]));
-  const kindRows = gpuKinds(nodes.filter(isReady)).map(kind => {
+  const kindRows: GpuKindRow[] = gpuKinds(nodes.filter(isReady)).map(kind => {
     const absent = Boolean(selected) && !here.has(kind.resource);
     const shown = here.get(kind.resource) ?? kind;
     return {
@@ -205,60 +206,48 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
       disabled: absent && kind.resource !== choice.gpuResource
     };
   });
+  // The kind the choice stands for, listed even where no node offers it, so the greyed
+  // fields of a preset never read "No GPU" next to "GPUs: 1".
+  const gpuResource = request && wantsGpu(request) ? request.gpuResource! : choice.gpuResource;
+  const absentKind = gpuAbsence(nodes, gpuResource || null, source);
+  if (gpuResource && absentKind && !kindRows.some(row => row.resource === gpuResource)) {
+    kindRows.push({
+      resource: gpuResource,
+      label: `${gpuResource} — ${absentKind}`,
+      disabled: true
+    });
+  }
 
-  const bestCpu = Math.max(0, ...ready.map(n => Number(n.free?.cpu ?? 0)));
-  const bestMemory = Math.max(0, ...ready.map(n => Number(n.free?.memory ?? 0)));
   const kind = here.get(choice.gpuResource);
   const mostGpus = kind
     ? kind.maxFreeOnOneNode
     : Math.max(0, ...[...here.values()].map(k => k.maxFreeOnOneNode));
   const bounds = {
-    cpu: Math.max(
-      Math.min(config.caps.cpu, Math.floor((bestCpu / ratio) * 1000) / 1000),
-      config.minimum.cpu
-    ),
-    memory: Math.max(
-      Math.min(config.caps.memory, Math.floor(bestMemory / ratio)),
-      config.minimum.memory
-    ),
+    cpu: Math.max(limits.cpu, config.minimum.cpu),
+    memory: Math.max(limits.memory, config.minimum.memory),
     gpus: Math.min(config.caps.gpus, mostGpus)
   };
-
-  const image = config.images.find(i => i.name === choice.image);
-  if (!choice.image && !choice.customImage.trim()) {
-    problems.push('Type the custom image to use, or pick one from the list.');
-  }
-  if (request && image?.gpuRequired && !wantsGpu(request)) {
-    problems.push(
-      `The image ${image.name} needs a GPU: choose a GPU preset or request at least one GPU.`
-    );
-  }
-  if (request && selected) {
-    const reason = unfit(selected, request);
-    if (reason) {
-      problems.push(`The node ${selected.name} cannot take this right now: ${reason}.`);
-    }
-  } else if (request && !selected && !choice.node) {
-    if (!nodes.some(node => unfit(node, request) === null)) {
-      problems.push(
-        `Nothing fits this choice right now: ${whyNothingFits(nodes, request, ratio, tolerationsFor(request))}.`
-      );
-    }
-  }
 
   return {
     request,
     nodes: nodeRows,
     gpuKinds: kindRows,
+    gpuResource,
     presetReasons,
     bounds,
-    customLimits: customLimits(config, nodes),
+    boundTexts: {
+      cpu: `${formatCores(config.minimum.cpu)} to ${formatCores(bounds.cpu)}`,
+      memory: `e.g. 8Gi or 512Mi; ${formatBytes(config.minimum.memory)} to ${formatBytes(bounds.memory)}`,
+      gpus: gpuBoundText(gpuAbsence(nodes, null, source), bounds.gpus, config.caps.gpus)
+    },
+    customLimits: limits,
     memoryNotes: memoryNotes(candidates),
+    gpuNotes: gpuNotes(nodes),
     gpuUse: gpuUseLines(ready),
     summary: request
       ? describeRequest(request, selected ? selected.name : '', imageText(config, choice))
       : 'Fix the size below to see what will be requested.',
-    problems
+    problems: refusal ? [refusal] : []
   };
 }
 

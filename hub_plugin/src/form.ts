@@ -5,7 +5,8 @@
  */
 import { customLimitsText, evaluate, freshnessText, type Evaluation } from './evaluate.ts';
 import type { Choice, FormConfig, Snapshot } from './types.ts';
-import { formatBytes, formatCores, formatMemoryQuantity } from './units.ts';
+import { formatCores, formatMemoryQuantity } from './units.ts';
+import { customImageRefusal } from './validate.ts';
 
 function field<T extends Element>(root: ParentNode, selector: string): T | null {
   return root.querySelector<T>(selector);
@@ -18,6 +19,9 @@ export class SpawnForm {
   private receivedAt = 0;
   private error: string | null = null;
   private lastPresetFilled = '';
+  /** The choice the server refused (config.refusal), as first shown: its reason stays by
+   *  Start until the user changes something, even where live data would not show it. */
+  private readonly refusedChoice: string;
 
   constructor(root: HTMLElement, config: FormConfig) {
     this.root = root;
@@ -25,6 +29,7 @@ export class SpawnForm {
     root.addEventListener('change', this.onInput);
     root.addEventListener('input', this.onInput);
     this.syncControls();
+    this.refusedChoice = config.refusal ? JSON.stringify(this.readChoice()) : '';
   }
 
   private radioValue(name: string): string {
@@ -112,7 +117,13 @@ export class SpawnForm {
     }
     const customImage = field<HTMLInputElement>(this.root, '[name="custom_image"]');
     if (customImage) {
-      customImage.required = choice.image === '' && this.hasCustomImageChoice();
+      const typed = choice.image === '' && this.hasCustomImageChoice();
+      customImage.required = typed;
+      // The server's grammar and registry allowlist, with its words, before submit.
+      const value = choice.customImage.trim();
+      const problem = typed && value ? customImageRefusal(this.config, value) : null;
+      customImage.setCustomValidity(problem ?? '');
+      customImage.setAttribute('aria-invalid', problem ? 'true' : 'false');
     }
   }
 
@@ -134,12 +145,13 @@ export class SpawnForm {
     const choice = this.readChoice();
     const result = evaluate(this.config, this.snapshot, choice);
     this.renderNodes(result, choice.node);
-    this.renderGpuKinds(result, choice.gpuResource);
+    this.renderGpuKinds(result, result.gpuResource);
     this.renderPresets(result);
     this.renderBounds(result);
     this.renderNotes(result);
     setText(field<HTMLElement>(this.root, '[data-tk-summary]'), result.summary);
-    this.renderProblems(result.problems);
+    const refused = this.refusedChoice && this.refusedChoice === JSON.stringify(choice);
+    this.renderProblems(refused ? [this.config.refusal ?? ''] : result.problems);
     this.updateFreshness();
     return result;
   }
@@ -205,7 +217,8 @@ export class SpawnForm {
       if (current[i].text !== kind.label) {
         current[i].text = kind.label;
       }
-      current[i].disabled = kind.disabled;
+      // The kind a preset names stays selectable in its (greyed) field even where absent.
+      current[i].disabled = kind.disabled && kind.resource !== selected;
     });
     if (Array.from(select.options).some(option => option.value === selected)) {
       select.value = selected;
@@ -222,24 +235,14 @@ export class SpawnForm {
   }
 
   private renderBounds(result: Evaluation): void {
-    const { bounds } = result;
-    const { minimum } = this.config;
+    const { bounds, boundTexts } = result;
     const cpu = field<HTMLInputElement>(this.root, '[name="cpu"]');
     cpu?.setAttribute('max', formatCores(bounds.cpu));
     const count = field<HTMLInputElement>(this.root, '[name="gpu_count"]');
     count?.setAttribute('max', String(bounds.gpus));
-    setText(
-      field<HTMLElement>(this.root, '[data-tk-bound="cpu"]'),
-      `${formatCores(minimum.cpu)} to ${formatCores(bounds.cpu)}`
-    );
-    setText(
-      field<HTMLElement>(this.root, '[data-tk-bound="memory"]'),
-      `e.g. 8Gi or 512Mi; ${formatBytes(minimum.memory)} to ${formatBytes(bounds.memory)}`
-    );
-    setText(
-      field<HTMLElement>(this.root, '[data-tk-bound="gpus"]'),
-      `0 to ${bounds.gpus}` + (this.config.caps.gpus === 0 ? ' (your group may not use GPUs)' : '')
-    );
+    setText(field<HTMLElement>(this.root, '[data-tk-bound="cpu"]'), boundTexts.cpu);
+    setText(field<HTMLElement>(this.root, '[data-tk-bound="memory"]'), boundTexts.memory);
+    setText(field<HTMLElement>(this.root, '[data-tk-bound="gpus"]'), boundTexts.gpus);
   }
 
   /** The Custom card's limits, the advisory-memory note and each GPU's live use. */
@@ -249,6 +252,7 @@ export class SpawnForm {
       customLimitsText(result.customLimits)
     );
     setText(field<HTMLElement>(this.root, '[data-tk-memory-note]'), result.memoryNotes.join(' '));
+    setText(field<HTMLElement>(this.root, '[data-tk-gpu-note]'), result.gpuNotes.join(' '));
     const list = field<HTMLElement>(this.root, '[data-tk-gpu-use]');
     if (!list) {
       return;
@@ -277,9 +281,9 @@ export class SpawnForm {
     if (!element) {
       return;
     }
-    // A refused submission is already explained by the hub's error line above the form.
-    const hubError = document.querySelector('.spawn-error-msg')?.textContent ?? '';
-    const problems = all.filter(problem => !hubError.includes(problem));
+    // Shown by Start even when the hub's error line above the form says the same: that line
+    // is out of sight once the user has scrolled down to the button.
+    const problems = all.filter(Boolean);
     const text = problems.join('\n');
     if (element.dataset.text === text) {
       return; // unchanged: do not make screen readers repeat it

@@ -1,7 +1,8 @@
 /**
  * What the form says about nodes beyond their free amounts: advisory memory and live GPU use,
  * from additive snapshot fields only some inventories fill in (the local one). Nodes without
- * them (Kubernetes) add nothing; there `devices` is a number, the GPUs behind the resource. Mirrors `jupyter_tk/hub/node_notes.py`: keep the two in step.
+ * them (Kubernetes) add nothing; there `devices` is a number, the GPUs behind the resource.
+ * Mirrors `jupyter_tk/hub/node_notes.py`; `tests/vectors/form_rules.json` checks both.
  */
 import type { GpuDevice, GpuInfo, NodeInfo } from './types.ts';
 import { formatBytes } from './units.ts';
@@ -23,6 +24,16 @@ export function memoryNotes(nodes: NodeInfo[]): string[] {
   const noted = nodes
     .filter(memoryAdvisory)
     .map(node => [node.name, node.memory_note || DEFAULT_MEMORY_NOTE] as const);
+  const texts = unique(noted.map(([, note]) => note));
+  return texts.length <= 1 ? texts : unique(noted.map(([name, note]) => `${name}: ${note}`));
+}
+
+/** The distinct `gpu_note` of `nodes` (why a node shows no GPUs, e.g. "NVML is not available
+ *  on this machine: ..."), in node order; with several, each prefixed by its node's name. */
+export function gpuNotes(nodes: NodeInfo[]): string[] {
+  const noted = nodes
+    .filter(node => node.gpu_note)
+    .map(node => [node.name, String(node.gpu_note)] as const);
   const texts = unique(noted.map(([, note]) => note));
   return texts.length <= 1 ? texts : unique(noted.map(([name, note]) => `${name}: ${note}`));
 }

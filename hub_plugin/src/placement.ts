@@ -1,6 +1,7 @@
 /**
  * Which nodes can take a server of a given size right now, and why the others cannot.
- * Mirrors `jupyter_tk/hub/placement.py`: keep the two in step.
+ * Mirrors `jupyter_tk/hub/placement.py`; the shared cases in `tests/vectors/form_rules.json`
+ * check that both say the same.
  */
 import { memoryAdvisory } from './notes.ts';
 import type { NodeInfo, ResourceRequest, Taint, Toleration } from './types.ts';
@@ -152,6 +153,47 @@ export function largestRequest(nodes: NodeInfo[], ratio: number): SizeLimits | n
     memory: Math.floor(memory / ratio),
     gpus
   };
+}
+
+/**
+ * The most one custom server may ask for: the policy's caps, or less where no node is that
+ * large (`placement.size_limits`). The one number the help text, the Custom card and a refusal
+ * show.
+ */
+export function sizeLimits(caps: SizeLimits, nodes: NodeInfo[], ratio: number): SizeLimits {
+  const largest = largestRequest(nodes, ratio);
+  if (!largest) {
+    return { ...caps };
+  }
+  return {
+    cpu: Math.min(caps.cpu, largest.cpu),
+    memory: Math.min(caps.memory, largest.memory),
+    gpus: Math.min(caps.gpus, largest.gpus)
+  };
+}
+
+/** How the form names where servers run: the hub's machine, or the nodes of a cluster. */
+export function placeName(source: string): string {
+  return source === 'local' ? 'this machine' : 'any node you may use';
+}
+
+/** Why `resource` can never be had on `nodes` (not merely now); null when one offers it.
+ *  With `resource` null: why there are no GPUs at all, null when there are some. */
+export function gpuAbsence(
+  nodes: NodeInfo[],
+  resource: string | null,
+  source: string
+): string | null {
+  const offered = new Set(nodes.flatMap(node => (node.gpus || []).map(gpu => gpu.resource)));
+  // No node known at all (an inventory that has not answered yet) proves nothing.
+  if (!nodes.length || (resource === null ? offered.size > 0 : offered.has(resource))) {
+    return null;
+  }
+  const local = source === 'local';
+  if (!offered.size) {
+    return local ? 'this machine has no GPU' : 'no node you may use offers GPUs';
+  }
+  return local ? `this machine has no ${resource}` : `no node you may use offers ${resource}`;
 }
 
 export interface GpuKind {

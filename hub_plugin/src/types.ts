@@ -35,11 +35,15 @@ export interface FormConfig {
   tolerations: { cpu: Toleration[]; gpu: Toleration[] };
   caps: { cpu: number; memory: number; gpus: number };
   minimum: { cpu: number; memory: number };
+  /** The size of a custom choice whose fields are left empty (cores, bytes). */
+  defaults: { cpu: number; memory: number };
   nodeGlobs: string[];
   customProfile: string;
   presets: PresetConfig[];
   images: { name: string; displayName: string; gpuRequired: boolean }[];
   customImages: { allowed: boolean; registries: string[] };
+  /** Why the last submission was refused (shown by Start until the choice changes); "" if not. */
+  refusal?: string;
 }
 
 /** What a server asks for: limits in cores and bytes, plus GPUs. */

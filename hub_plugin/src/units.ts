@@ -1,6 +1,6 @@
 /**
  * How amounts are written; mirrors `jupyter_tk/hub/quantities.py` so server-rendered and live text
- * read the same.
+ * read the same (checked by the shared cases in `tests/vectors/form_rules.json`).
  */
 import type { GpuInfo } from './types.ts';
 
@@ -15,9 +15,18 @@ function trimZeros(text: string): string {
   return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text;
 }
 
-/** `2` -> "2", `0.5` -> "0.5", `1.25` -> "1.25" (millicore precision). */
+/** `2` -> "2", `0.5` -> "0.5", `1.25` -> "1.25" (millicore precision), rounded like Python's
+ *  `round(cores, 3)`: from the number's exact value, an exact tie to the even millicore. */
 export function formatCores(cores: number): string {
-  return trimZeros((Math.round(cores * 1000) / 1000).toFixed(3)) || '0';
+  let text = cores.toFixed(3); // from the exact value; an exact tie goes up
+  // A binary number is exactly halfway between two millicores only when it is an odd number
+  // of sixteenths (x * 1000 = k + 1/2 needs x = j / 16 with j odd).
+  const sixteenths = cores * 16;
+  if (Number.isInteger(sixteenths) && sixteenths % 2 !== 0) {
+    const down = Math.floor(cores * 1000);
+    text = ((down % 2 === 0 ? down : down + 1) / 1000).toFixed(3);
+  }
+  return trimZeros(text) || '0';
 }
 
 /** Bytes for people, binary units, at most one decimal: "7.5 GiB". */
@@ -61,7 +70,8 @@ export function formatGpuKind(gpu: GpuInfo): string {
   return parts.join(' · ');
 }
 
-const QUANTITY =
+/** The grammar of a Kubernetes quantity (k8s.io/apimachinery), as `quantities.py` has it. */
+export const QUANTITY =
   /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:(Ki|Mi|Gi|Ti|Pi|Ei)|[eE]([+-]?[0-9]+)|([mkMGTPE]?))$/;
 const BINARY_EXPONENT: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
 const DECIMAL_EXPONENT: Record<string, number> = {
@@ -76,11 +86,12 @@ const DECIMAL_EXPONENT: Record<string, number> = {
 };
 
 /**
- * A Kubernetes quantity ("512Mi", "2", "500m", "1e3") as a number, or null when it is not one.
- * The server parses exactly (Decimal); this is for hints, so a float is enough.
+ * A Kubernetes quantity ("512Mi", "2", "500m", "1e3") as a number, or null when it is not one
+ * (surrounding spaces included: the form trims what people type before this, as the server
+ * does). The server parses exactly (Decimal); for the form's checks a float is enough.
  */
 export function parseQuantity(text: string): number | null {
-  const match = QUANTITY.exec(text.trim());
+  const match = QUANTITY.exec(text);
   if (!match) {
     return null;
   }

@@ -41,21 +41,24 @@ describe('evaluate', () => {
     const result = evaluate(config(), taken, choice({ profile: 'gpu-1' }));
     assert.equal(result.nodes[0].disabled, true);
     assert.equal(result.nodes[0].reason, 'only 0 of 4 nvidia.com/gpu free');
-    assert.match(result.problems[0], /Nothing fits this choice right now/);
+    assert.match(result.problems[0], /^No node has room for 4 CPU and 16 GiB of memory with 1/);
     assert.equal(result.presetReasons['gpu-1'], 'no node has room right now');
   });
 
   it('keeps the selected node enabled and says why it does not fit', () => {
     const result = evaluate(config(), cluster, choice({ node: 'old' }));
     assert.equal(result.nodes.find(row => row.name === 'old')?.disabled, false);
-    assert.deepEqual(result.problems, ['The node old cannot take this right now: not ready.']);
+    assert.deepEqual(result.problems, [
+      'The node old cannot take 2 CPU and 4 GiB of memory right now: not ready. ' +
+        'Choose another node, “Any node that fits”, or less.'
+    ]);
   });
 
-  it('bounds controls by the cap and the most free on a node', () => {
+  it('bounds CPU and memory by the size limits, GPUs by the most free on a node', () => {
     const result = evaluate(config(), cluster, choice());
     assert.deepEqual(result.bounds, { cpu: 16, memory: 64 * GiB, gpus: 1 });
     const small = evaluate(config(), cluster, choice({ node: 'cpu-1' }));
-    assert.deepEqual(small.bounds, { cpu: 8, memory: 32 * GiB, gpus: 0 });
+    assert.deepEqual(small.bounds, { cpu: 16, memory: 64 * GiB, gpus: 0 });
   });
 
   it('disables GPU kinds absent from the chosen node', () => {
@@ -76,12 +79,16 @@ describe('evaluate', () => {
   const problems: [string, Partial<Choice>, RegExp][] = [
     ['a CPU over the cap', { cpu: '32' }, /over your limit of 16 CPU/],
     ['a CPU that is not a number', { cpu: 'lots' }, /CPU must be a number/],
-    ['memory that is not a quantity', { memory: '4 GB' }, /Memory must be a whole number/],
+    [
+      'memory that is not a quantity',
+      { memory: '4 GB' },
+      /Memory must be a number such as 8Gi or 512Mi, got '4 GB'/
+    ],
     ['too little memory', { memory: '1Mi' }, /at least 256 MiB/],
     ['more GPUs than allowed', { gpuResource: 'nvidia.com/gpu', gpuCount: '3' }, /limit is 2/],
     ['a GPU image without a GPU', { image: 'tk-jupyter-ml-gpu' }, /needs a GPU/],
     ['an empty custom image', { image: '', customImage: ' ' }, /Type the custom image/],
-    ['a node that is gone', { node: 'vanished' }, /no node called vanished/]
+    ['a node that is gone', { node: 'vanished' }, /no node called 'vanished'/]
   ];
   for (const [what, extra, expected] of problems) {
     it(`reports ${what}`, () => {
@@ -113,10 +120,13 @@ describe('evaluate', () => {
     assert.deepEqual(none, { cpu: 16, memory: 64 * GiB, gpus: 2 });
   });
 
-  it('does not loosen what the caps refuse', () => {
+  it('refuses with the one maximum the form shows', () => {
     const small = snapshot([node('ws', 2, 8)]);
     const result = evaluate(config(), small, choice({ cpu: '32' }));
-    assert.match(result.problems[0], /over your limit of 16 CPU/);
+    assert.equal(customLimitsText(result.customLimits), 'Up to 2 CPU · 8 GiB');
+    assert.deepEqual(result.problems, [
+      '32 CPU is more than any node you may use can hold (2 CPU).'
+    ]);
   });
 
   it('says memory is advisory on a local node, and nothing on Kubernetes', () => {

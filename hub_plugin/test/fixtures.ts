@@ -58,6 +58,7 @@ export function config(extra: Partial<FormConfig> = {}): FormConfig {
     },
     caps: { cpu: 16, memory: 64 * GiB, gpus: 2 },
     minimum: { cpu: 0.1, memory: 256 * 1024 ** 2 },
+    defaults: { cpu: 1, memory: 2 * GiB },
     nodeGlobs: ['*'],
     customProfile: 'custom',
     presets: [

@@ -14,7 +14,7 @@ describe('units', () => {
   it('writes cores with millicore precision', () => {
     assert.equal(formatCores(2), '2');
     assert.equal(formatCores(0.5), '0.5');
-    assert.equal(formatCores(1.2345), '1.235');
+    assert.equal(formatCores(1.2345), '1.234'); // as Python's round(): 1.2345 is 1.23449999...
     assert.equal(formatCores(0), '0');
   });
 

@@ -40,7 +40,7 @@ UNAVAILABLE_TEMPLATE = "tk_spawn/unavailable.html"
 
 log = logging.getLogger(__name__)
 
-#: The form's field names (the contract in ARCHITECTURE.md).
+#: The form's field names (see docs/user-options.md).
 FORM_FIELDS = (
     "profile",
     "image",
@@ -183,7 +183,8 @@ def submitted_choice(form_data: Any) -> dict:
     def first(name: str) -> str:
         values = form_data.get(name)
         if isinstance(values, list | tuple) and values and isinstance(values[0], str):
-            return values[0][:_MAX_FIELD_LENGTH]
+            # Trimmed as parse_form trims them, so the form shows what was read.
+            return values[0][:_MAX_FIELD_LENGTH].strip()
         return ""
 
     return {

@@ -21,7 +21,7 @@ from jupyter_tk.hub.placement import (
     fit_checker,
     gpu_absence,
     gpu_kinds,
-    why_nothing_fits,
+    place_name,
 )
 from jupyter_tk.hub.policy_document import CUSTOM_PROFILE, PolicyRule
 from jupyter_tk.hub.quantities import (
@@ -31,7 +31,12 @@ from jupyter_tk.hub.quantities import (
     format_memory_quantity,
     parse_quantity,
 )
-from jupyter_tk.hub.validation import SpawnLimits, ValidationContext
+from jupyter_tk.hub.validation import (
+    InvalidOptions,
+    SpawnLimits,
+    ValidationContext,
+    validate_user_options,
+)
 
 __all__ = ["build_form_view", "custom_limits_text", "describe_request", "node_label"]
 
@@ -93,9 +98,10 @@ def _preset_request(preset: Any) -> ResourceRequest:
 
 def _float_or(value: Any, fallback: float) -> float:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        amount = parse_quantity(value)
+    except ValueError:
         return fallback
+    number = float(amount)
     return number if math.isfinite(number) and number > 0 else fallback
 
 
@@ -139,6 +145,26 @@ class _Selection:
         if isinstance(count, str) and count.isascii() and count.isdigit():
             count = int(count)
         self.gpu_count = count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+    def problem(self, rule: PolicyRule, context: ValidationContext) -> str:
+        """The refusal submitting this choice would get, or ""."""
+        options: dict[str, Any] = {
+            "profile": self.profile,
+            "image": self.image or self.custom_image or None,
+            "node": self.node or None,
+        }
+        if self.profile == CUSTOM_PROFILE:
+            resource = self.gpu_resource if self.gpu_count else None
+            options.update(
+                cpu=self.cpu,
+                memory=self.memory,
+                gpu={"resource": resource, "count": self.gpu_count} if resource else None,
+            )
+        try:
+            validate_user_options(options, context)
+        except InvalidOptions as e:
+            return str(e)
+        return ""
 
     def request(self, rule: PolicyRule) -> ResourceRequest:
         preset = rule.preset(self.profile) if self.profile != CUSTOM_PROFILE else None
@@ -195,14 +221,6 @@ def build_form_view(
         )
     selected_node = next((n for n in nodes if n["name"] == chosen.node), None)
     candidates = [selected_node] if selected_node else nodes
-    any_fits = any(reason is None for reason in reasons)
-    nothing_fits = (
-        ""
-        if any_fits
-        else why_nothing_fits(
-            nodes, request, ratio=ratio, tolerations=context.tolerations(request.wants_gpu)
-        )
-    )
 
     presets = []
     for preset in rule.presets:
@@ -215,9 +233,11 @@ def build_form_view(
                 "description": preset.description,
                 "summary": _preset_summary(preset),
                 "checked": preset.slug == chosen.profile,
-                "reason": None
-                if fits
-                else preset_reason(preset, nodes, bool(selected_node), source),
+                "reason": (
+                    None
+                    if fits
+                    else preset_reason(preset, nodes, bool(selected_node), source, size_limits)
+                ),
             }
         )
 
@@ -264,7 +284,9 @@ def build_form_view(
         "nodes": node_rows,
         "node_list_size": min(len(node_rows) + 1, 8),
         "node_any_selected": not chosen.node,
-        "nothing_fits": nothing_fits,
+        # What the server refuses this choice for (by the Start button): the refusal of the
+        # last submission, else what submitting the shown choice would get; "" when it fits.
+        "problem": refusal or chosen.problem(rule, context),
         "cpu": {
             "value": format_cores(chosen.cpu),
             "min": format_cores(limits.min_cpu),
@@ -348,13 +370,17 @@ def _gpu_kind_rows(
     return rows
 
 
-def preset_reason(preset: Any, nodes: Sequence[Mapping], chosen_node: bool, source: str) -> str:
-    """Why a preset cannot be started: its GPU exists nowhere (said as such: it will not pass),
-    or no node / the chosen node has room right now."""
+def preset_reason(
+    preset: Any, nodes: Sequence[Mapping], chosen_node: bool, source: str, limits: Mapping
+) -> str:
+    """Why a preset cannot be started: its GPU exists nowhere or it is larger than any node
+    (said as such: waiting will not help), or no node / the chosen node has room right now."""
     if preset.gpu_resource and preset.gpu_count:
         absent = gpu_absence(nodes, preset.gpu_resource, source=source)
         if absent:
             return absent
+    if preset.cpu > limits["cpu"] or preset.memory > limits["memory"]:
+        return f"more than {place_name(source)} can hold"
     if chosen_node:
         return "does not fit the chosen node right now"
     return "no node has room right now"
@@ -404,6 +430,7 @@ def _front_end_config(context: ValidationContext, resources_url: str, refresh: f
         },
         "caps": {"cpu": rule.max.cpu, "memory": rule.max.memory, "gpus": rule.max.gpus},
         "minimum": {"cpu": limits.min_cpu, "memory": limits.min_memory},
+        "defaults": {"cpu": limits.default_cpu, "memory": limits.default_memory},
         "nodeGlobs": list(rule.nodes),
         "customProfile": CUSTOM_PROFILE,
         "presets": [

@@ -229,16 +229,21 @@ def place_name(source: str) -> str:
 
 def gpu_absence(nodes: Iterable[Mapping], resource: str | None, *, source: str) -> str | None:
     """Why ``resource`` can never be had on ``nodes`` (not merely now): None when one offers it.
+    With ``resource`` None: why there are no GPUs at all, None when there are some.
 
     ``"this machine has no GPU"`` (local), ``"no node you may use offers GPUs"`` (a cluster
     without any), ``"no node you may use offers nvidia.com/mig-1g.10gb"`` (other kinds only).
+    Nothing is claimed while no node is known.
     """
+    nodes = list(nodes)
     offered = {gpu.get("resource") for node in nodes for gpu in node.get("gpus") or ()}
-    if resource in offered:
+    # No node known at all (an inventory that has not answered yet) proves nothing.
+    if not nodes or resource in offered or (resource is None and offered):
         return None
+    local = source == "local"
     if not offered:
-        return "this machine has no GPU" if source == "local" else "no node you may use offers GPUs"
-    return f"no node you may use offers {resource}"
+        return "this machine has no GPU" if local else "no node you may use offers GPUs"
+    return f"this machine has no {resource}" if local else f"no node you may use offers {resource}"
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,7 @@ class ValidationContext:
 
     def size_limits(self) -> dict:
         """The most a custom size may ask for (see :func:`.placement.size_limits`)."""
-        return size_limits(
-            self.rule.max, self.usable_nodes(), ratio=self.limits.guarantee_ratio
-        )
+        return size_limits(self.rule.max, self.usable_nodes(), ratio=self.limits.guarantee_ratio)
 
 
 @dataclass(frozen=True)
@@ -189,10 +187,12 @@ def validate_user_options(user_options: Any, context: ValidationContext) -> Vali
         cpu, memory = preset.cpu, preset.memory
         gpu_resource, gpu_count = preset.gpu_resource, preset.gpu_count
 
-    _check_caps(context, cpu, memory, gpu_count)
+    _check_gpu_cap(context.rule, gpu_count)
+    # A GPU that exists nowhere is the reason to give before any size: no size would help.
     absent = gpu_absence(context.usable_nodes(), gpu_resource, source=context.source)
     if gpu_resource and gpu_count and absent:
         raise InvalidOptions(_gpu_absent_message(absent, gpu_resource, context))
+    _check_size_limits(context, cpu, memory)
     image, image_name, gpu_required = _image(user_options.get("image"), context)
     if gpu_required and not gpu_count:
         if preset is not None:
@@ -323,7 +323,13 @@ def limit_message(what: str, amount: str, limit: str, *, cap: bool, source: str)
     return f"{amount}{what} is more than {place_name(source)} can hold ({limit})."
 
 
-def _check_caps(context: ValidationContext, cpu: float, memory: int, gpus: int) -> None:
+def _check_gpu_cap(rule: PolicyRule, gpus: int) -> None:
+    if gpus > rule.max.gpus:
+        limit = "you may not use GPUs" if not rule.max.gpus else f"your limit is {rule.max.gpus}"
+        raise InvalidOptions(f"{gpus} GPU(s) requested, but {limit}.")
+
+
+def _check_size_limits(context: ValidationContext, cpu: float, memory: int) -> None:
     caps, limits, source = context.rule.max, context.size_limits(), context.source
     if cpu > limits["cpu"]:
         raise InvalidOptions(
@@ -345,9 +351,6 @@ def _check_caps(context: ValidationContext, cpu: float, memory: int, gpus: int) 
                 source=source,
             )
         )
-    if gpus > caps.gpus:
-        limit = "you may not use GPUs" if not caps.gpus else f"your limit is {caps.gpus}"
-        raise InvalidOptions(f"{gpus} GPU(s) requested, but {limit}.")
 
 
 def _gpu_absent_message(absent: str, resource: str, context: ValidationContext) -> str:

@@ -204,11 +204,24 @@ def test_stale_cluster_data_is_announced():
     assert "Cluster data is out of date (last update 95 s ago)" in html
 
 
-def test_nothing_fitting_is_said_before_submitting():
+def problems_box(html: str) -> str:
+    return re.search(r"data-tk-problems>(.*?)</div>", html, re.S).group(1)
+
+
+def test_nothing_fitting_is_said_before_submitting_in_the_servers_words():
+    # An 8-core node with 1 core free: the preset fits the node, not what is free now.
     full = lab_snapshot()
-    full["nodes"] = [node("cpu-1", 1, 1)]
+    full["nodes"] = [{**node("cpu-1", 1, 1), "allocatable": {"cpu": 8, "memory": 32 * GIB}}]
     html = render(ctx=context(snapshot=full))
-    assert "Nothing fits this choice right now: 0/1 nodes you may use can take it" in html
+    assert problems_box(html) == (
+        "<p>No node has room for 2 CPU and 4 GiB of memory right now (0/1 nodes you may use "
+        "can take it: 1 not enough CPU). Choose less, or try again later.</p>"
+    )
+    # What fits says nothing; a refused submission's reason shows by Start as well.
+    assert problems_box(render()) == ""
+    refused = render(refusal="64 CPU is over your limit of 16 CPU.")
+    assert problems_box(refused) == "<p>64 CPU is over your limit of 16 CPU.</p>"
+    assert '"refusal": "64 CPU is over your limit of 16 CPU."' in refused
 
 
 def test_an_operator_template_replaces_one_part(tmp_path):
