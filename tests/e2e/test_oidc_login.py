@@ -9,6 +9,7 @@ a note; members of jupyter_admin are admins. Groups come from the provider at ev
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -106,6 +107,16 @@ def kube_sso(tmp_path_factory):
                 yield hub
 
 
+@contextlib.contextmanager
+def person(browser):
+    """A browser of one person: the provider's session cookie is theirs alone."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def sign_in(page, hub, name: str, service: str) -> None:
     """From the hub's login page through the provider's sign-in form back to the hub."""
     page.goto(f"{hub.url}/hub/login")
@@ -148,26 +159,26 @@ def expect_admin(page, hub, admin: bool) -> None:
     assert (response.status == 200) is admin, response.status
 
 
-def test_local_hub_groups_from_keycloak_pick_the_policy(page, local_sso, screenshot):
+def test_local_hub_groups_from_keycloak_pick_the_policy(browser, local_sso, screenshot):
     # A member of cpsHPCAccess sees the GPU presets, and is no admin
-    sign_in(page, local_sso, "ana", "Keycloak")
-    open_form(page, local_sso)
-    expect_gpu_presets(page)
-    screenshot(page, "oidc-local-member-form")
-    expect_admin(page, local_sso, False)
-    sign_out(page, local_sso)
+    with person(browser) as page:
+        sign_in(page, local_sso, "ana", "Keycloak")
+        open_form(page, local_sso)
+        expect_gpu_presets(page)
+        screenshot(page, "oidc-local-member-form")
+        expect_admin(page, local_sso, False)
 
     # Someone else sees only the CPU preset and the note
-    sign_in(page, local_sso, "ben", "Keycloak")
-    open_form(page, local_sso)
-    expect_cpu_only_with_note(page)
-    screenshot(page, "oidc-local-non-member-form")
-    sign_out(page, local_sso)
+    with person(browser) as page:
+        sign_in(page, local_sso, "ben", "Keycloak")
+        open_form(page, local_sso)
+        expect_cpu_only_with_note(page)
+        screenshot(page, "oidc-local-non-member-form")
 
     # A member of jupyter_admin is an admin
-    sign_in(page, local_sso, "ada", "Keycloak")
-    expect_admin(page, local_sso, True)
-    screenshot(page, "oidc-local-admin")
+    with person(browser) as page:
+        sign_in(page, local_sso, "ada", "Keycloak")
+        expect_admin(page, local_sso, True)
 
 
 def test_a_changed_group_takes_effect_at_the_next_login(page, local_sso):
@@ -203,21 +214,23 @@ def test_a_wrong_password_at_the_provider_does_not_sign_in(page, local_sso):
     assert "/hub/login" in page.url
 
 
-def test_kubernetes_hub_groups_from_authentik_pick_the_policy(page, kube_sso, screenshot):
-    sign_in(page, kube_sso, "ana", "Authentik")
-    open_form(page, kube_sso)
-    expect_gpu_presets(page)
-    screenshot(page, "oidc-kubernetes-member-form")
-    sign_out(page, kube_sso)
+def test_kubernetes_hub_groups_from_authentik_pick_the_policy(browser, kube_sso, screenshot):
+    with person(browser) as page:
+        sign_in(page, kube_sso, "ana", "Authentik")
+        open_form(page, kube_sso)
+        expect_gpu_presets(page)
+        screenshot(page, "oidc-kubernetes-member-form")
+        expect_admin(page, kube_sso, False)
 
-    sign_in(page, kube_sso, "ben", "Authentik")
-    open_form(page, kube_sso)
-    expect_cpu_only_with_note(page)
-    screenshot(page, "oidc-kubernetes-non-member-form")
-    sign_out(page, kube_sso)
+    with person(browser) as page:
+        sign_in(page, kube_sso, "ben", "Authentik")
+        open_form(page, kube_sso)
+        expect_cpu_only_with_note(page)
+        screenshot(page, "oidc-kubernetes-non-member-form")
 
-    sign_in(page, kube_sso, "ada", "Authentik")
-    expect_admin(page, kube_sso, True)
+    with person(browser) as page:
+        sign_in(page, kube_sso, "ada", "Authentik")
+        expect_admin(page, kube_sso, True)
 
 
 def test_the_login_page_says_when_the_provider_is_down(page, local_sso, screenshot):

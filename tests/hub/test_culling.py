@@ -170,7 +170,9 @@ def test_servers_that_compute_are_kept_on_the_kernel_or_on_the_gpu(hub):
     # Given bob's kernel computing on the CPU and carol's GPU computing
     bob = start_gpu_server(hub, "bob")
     carol = start_gpu_server(hub, "carol")
-    token = bob.api("POST", "/hub/api/users/bob/tokens", json={"note": "test"}).json()["token"]
+    token = bob.api(
+        "POST", "/hub/api/users/bob/tokens", json={"scopes": ["access:servers!user=bob"]}
+    ).json()["token"]
     execute_in_new_kernel(bob, token, "import time\ntime.sleep(120)")
     holders = gpu_holders(carol)
     carol_gpu = next(uuid for uuid, users in holders.items() if users == ["carol"])
