@@ -248,6 +248,43 @@ async def test_too_old_resource_version_is_410(api, core):
     assert await _watch_lines(core, resource_version=relisted.metadata.resource_version) == []
 
 
+async def test_watches_answering_410_forever_as_a_status_or_an_event(api, core):
+    listed = await core.list_pod_for_all_namespaces()
+    version = listed.metadata.resource_version
+    api.watch_gone = "status"
+    with pytest.raises(ApiException) as info:
+        await core.list_pod_for_all_namespaces(watch=True, resource_version=version)
+    assert info.value.status == 410
+    assert json.loads(info.value.body)["reason"] == "Expired"
+    api.watch_gone = "event"
+    events = await _watch_lines(core, resource_version=version)
+    assert [(e["type"], e["object"]["code"]) for e in events] == [("ERROR", 410)]
+    # Lists keep working: only watches are broken.
+    assert len((await core.list_node()).items) == 3
+
+
+async def test_a_hung_api_answers_nothing_until_resumed(api, core):
+    api.hang()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(core.list_node(), 0.5)
+    pending = asyncio.ensure_future(core.list_node())
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    api.resume()
+    assert len((await asyncio.wait_for(pending, 5)).items) == 3
+
+
+async def test_pod_creation_can_be_refused_with_a_status(api, core):
+    api.create_failure = (403, "Forbidden", 'pods "x" is forbidden: exceeded quota: gpus')
+    with pytest.raises(ApiException) as info:
+        await core.create_namespaced_pod("jhub", notebook_pod("x", {"cpu": "1"}))
+    assert info.value.status == 403
+    status = json.loads(info.value.body)
+    assert (status["kind"], status["reason"]) == ("Status", "Forbidden")
+    assert status["message"] == 'pods "x" is forbidden: exceeded quota: gpus'
+    assert api.created_pods == []
+
+
 async def test_paged_list_is_complete(api, core):
     names, token = [], None
     while True:
