@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Collection
+from typing import Any
 
+from jupyterhub import scopes
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
@@ -23,7 +25,9 @@ __all__ = [
     "RESOURCES_ROUTE",
     "RESOURCES_SCOPE",
     "ResourcesHandler",
+    "hidden_holders",
     "redact_holders",
+    "snapshot_for_user",
 ]
 
 #: The custom scope that lets a user, service or token read `/hub/api/tk/resources`.
@@ -58,9 +62,7 @@ class ResourcesHandler(APIHandler):
             )
         inventory = self._inventory()
         hidden = sorted(
-            name
-            for name in inventory.holder_names()
-            if not self.has_scope(f"read:users:name!user={name}")
+            hidden_holders(inventory, lambda name: self.has_scope(_read_name_scope(name)))
         )
         # The body depends on the snapshot version and on which names this caller may not see.
         etag = f"{inventory.source}-{_PROCESS_TAG}-{inventory.version}"
@@ -78,13 +80,36 @@ class ResourcesHandler(APIHandler):
             self.write(inventory.snapshot_json())
             return
         snapshot = inventory.snapshot()
-        hidden_names = frozenset(hidden)
-        snapshot["nodes"] = redact_holders(snapshot["nodes"], hidden_names.__contains__)
+        snapshot["nodes"] = redact_holders(snapshot["nodes"], frozenset(hidden).__contains__)
         self.write(snapshot)
 
     def compute_etag(self) -> None:
         # The ETag comes from the inventory version above, not from hashing the body.
         return None
+
+
+def hidden_holders(inventory: Inventory, may_read: Callable[[str], bool]) -> frozenset[str]:
+    """The names in the inventory's ``taken_by`` lists that `may_read` refuses."""
+    return frozenset(name for name in inventory.holder_names() if not may_read(name))
+
+
+def snapshot_for_user(inventory: Inventory, user: Any) -> dict:
+    """The inventory's snapshot as `user` (a ``jupyterhub.user.User``) may see it: the names of
+    holders that user may not read replaced by `OTHER_USER` (what the spawn form renders)."""
+    snapshot = inventory.snapshot()
+    if not inventory.holder_names():
+        return snapshot
+    have = scopes.parse_scopes(scopes.get_scopes_for(user.orm_user))
+    hidden = hidden_holders(
+        inventory, lambda name: scopes.has_scope(_read_name_scope(name), have, db=user.db)
+    )
+    if hidden:
+        snapshot["nodes"] = redact_holders(snapshot["nodes"], hidden.__contains__)
+    return snapshot
+
+
+def _read_name_scope(name: str) -> str:
+    return f"read:users:name!user={name}"
 
 
 def redact_holders(nodes: list[dict], hide: Callable[[str], bool]) -> list[dict]:

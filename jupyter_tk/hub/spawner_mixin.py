@@ -30,6 +30,7 @@ from jupyter_tk.hub.form import (
     submitted_choice,
 )
 from jupyter_tk.hub.form_view import build_form_view
+from jupyter_tk.hub.handlers import snapshot_for_user
 from jupyter_tk.hub.inventory import Inventory, get_inventory
 from jupyter_tk.hub.policy import Policy
 from jupyter_tk.hub.quantities import parse_quantity
@@ -213,7 +214,8 @@ class TkSpawnerMixin(LoggingConfigurable):
         return ValidationContext(
             rule=rule,
             catalog=catalog,
-            snapshot=inventory.snapshot(),
+            # Who holds a GPU is named only to those who may read that user's name.
+            snapshot=snapshot_for_user(inventory, self.user),
             limits=self.spawn_limits(),
             tolerations=self.scheduling_tolerations,
         )

@@ -271,6 +271,10 @@ def test_local_holders_are_named_only_to_who_may_read_them(local_hub, gpu_held_b
     assert seen_by_bob.status_code == 200
     assert holders(seen_by_bob.json()) == [OTHER_USER]
     assert "alice" not in seen_by_bob.text
+    # The same on the spawn form the hub renders for bob.
+    form = bob.get("/hub/spawn").text
+    assert f"in use by {OTHER_USER}" in form
+    assert "alice" not in form
     # Her own name, to alice; every name, to an admin (who may read all users).
     assert holders(gpu_held_by_alice.resources()) == ["alice"]
     seen_by_admin = local_hub.login_admin().api("GET", "/hub/api/tk/resources")
