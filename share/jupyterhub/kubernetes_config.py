@@ -30,6 +30,8 @@ Environment (all optional):
 
 import os
 
+from jupyter_tk.hub.auth import configure_oidc
+from jupyter_tk.hub.culling import configure_culling
 from jupyter_tk.hub.setup import setup_hub
 
 c = get_config()  # provided by JupyterHub when it loads this file
@@ -54,3 +56,13 @@ if os.environ.get("JUPYTER_TK_HUB_CONNECT_IP"):
 
 # The inventory reads $KUBECONFIG, else the in-cluster service account. Its traits
 # (node_selector, stale_after_seconds, resync_seconds, ...) can be set on c.KubernetesInventory.
+
+# -- sign-in: Keycloak or Authentik with groups (JUPYTER_TK_OIDC_*, see docs/sign-in.md) ----------
+# The provider's groups become hub groups at every login and feed the policy; members of
+# jupyter_admin (JUPYTER_TK_OIDC_ADMIN_GROUPS) are admins. Without JUPYTER_TK_OIDC_PROVIDER this
+# does nothing and the authenticator is yours to configure.
+configure_oidc(c)
+
+# -- idle culling: a server without work stops after an hour, a GPU left unused after 30 minutes
+# (JUPYTER_TK_IDLE_TIMEOUT, JUPYTER_TK_GPU_IDLE_TIMEOUT, ...; see docs/idle-culling.md) ---------
+configure_culling(c)

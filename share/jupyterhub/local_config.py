@@ -33,6 +33,8 @@ from pathlib import Path
 
 import psutil
 
+from jupyter_tk.hub.auth import configure_oidc
+from jupyter_tk.hub.culling import configure_culling
 from jupyter_tk.hub.local.authenticator import ThrottledSharedPasswordAuthenticator
 from jupyter_tk.hub.setup import setup_hub
 
@@ -91,6 +93,10 @@ c.Authenticator.allow_all = True
 # pattern with re.match, which only anchors the start: \Z makes it hold for the whole name.
 c.Authenticator.username_pattern = r"[a-z0-9][a-z0-9._-]{0,31}\Z"
 
+# -- or: single sign-on through Keycloak or Authentik (JUPYTER_TK_OIDC_*, see docs/sign-in.md) --
+# Replaces the shared password; the provider's groups feed the policy, jupyter_admin is admin.
+single_sign_on = configure_oidc(c)
+
 # -- spawner: local processes with their own GPUs, cores and memory ------------------------------
 
 # tk-local, its inventory of this machine at /hub/api/tk/resources, and the scope to read it.
@@ -100,6 +106,10 @@ c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.TkLocalSpawner.examples_source = str(HERE.parent / "examples")
+
+# -- idle culling: a server without work stops after an hour, a GPU left unused after 30 minutes
+# (JUPYTER_TK_IDLE_TIMEOUT, JUPYTER_TK_GPU_IDLE_TIMEOUT, ...; see docs/idle-culling.md) -------
+configure_culling(c)
 
 # -- policy and catalog: everyone may use this whole machine -------------------------------------
 
@@ -155,19 +165,23 @@ c.ImageCatalog.images = [
 
 # -- tell the person at the keyboard how to get in -----------------------------------------------
 
-if os.environ.get("JUPYTER_TK_PASSWORD"):
+if single_sign_on:
+    login = f"your account at {os.environ['JUPYTER_TK_OIDC_ISSUER']}"
+elif os.environ.get("JUPYTER_TK_PASSWORD"):
     login = "any user name and the password in $JUPYTER_TK_PASSWORD"
 else:
     login = f"any user name and the password {user_password}"
-if os.environ.get("JUPYTER_TK_ADMIN_PASSWORD"):
-    admin_login = "the password in $JUPYTER_TK_ADMIN_PASSWORD"
+if single_sign_on:
+    admin_login = "every member of the provider's admin groups (JUPYTER_TK_OIDC_ADMIN_GROUPS)"
+elif os.environ.get("JUPYTER_TK_ADMIN_PASSWORD"):
+    admin_login = f"user name '{ADMIN_USER}' with the password in $JUPYTER_TK_ADMIN_PASSWORD"
 else:
-    admin_login = f"the password in {state_dir / 'admin-password'}"
+    admin_login = f"user name '{ADMIN_USER}' with the password in {state_dir / 'admin-password'}"
 print(
     "\n"
     f"  jupyter-tk: JupyterHub on this machine at http://127.0.0.1:{port}/\n"
     f"  Log in with {login}.\n"
-    f"  Administrator: user name '{ADMIN_USER}' with {admin_login}.\n"
+    f"  Administrator: {admin_login}.\n"
     f"  State (database, cookie secret, passwords): {state_dir}\n",
     file=sys.stderr,
     flush=True,
