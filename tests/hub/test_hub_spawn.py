@@ -7,6 +7,7 @@ One hub serves the whole module (starting one takes seconds); tests leave no ser
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -28,7 +29,10 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, sim, catalog):
-    with KubeHub(tmp_path_factory.mktemp("hub"), sim, catalog=catalog.url) as hub:
+    named = "c.JupyterHub.allow_named_servers = True\n"
+    with KubeHub(
+        tmp_path_factory.mktemp("hub"), sim, catalog=catalog.url, extra_config=named
+    ) as hub:
         yield hub
 
 
@@ -157,9 +161,16 @@ def test_a_valid_post_creates_the_pod_with_the_right_spec(alice, sim):
     assert re.search(r'value="gpu-1"\s+id="jp-tk-profile-gpu-1"[^>]*checked', html(page))
 
 
+def from_the_hub(user) -> dict:
+    """The Referer a browser sends when a page of the hub itself led to the request."""
+    return {"Referer": f"{user.hub.url}/hub/home"}
+
+
 def test_a_deep_link_spawns_with_validated_options(alice, sim):
     response = alice.get(
-        "/hub/spawn?image=tk-jupyter-scipy&cpu=2&memory=3Gi", allow_redirects=False
+        "/hub/spawn?image=tk-jupyter-scipy&cpu=2&memory=3Gi",
+        allow_redirects=False,
+        headers=from_the_hub(alice),
     )
     assert response.status_code == 302, error_of(response)
     try:
@@ -170,6 +181,31 @@ def test_a_deep_link_spawns_with_validated_options(alice, sim):
         assert "affinity" not in pod["spec"] or not pod["spec"]["affinity"]
     finally:
         stop_server(alice, sim)
+
+
+@pytest.mark.parametrize(
+    "referer",
+    [None, "https://attacker.example/page", "{hub}/user/alice/lab", "http://127.0.0.1:1/hub/"],
+    ids=["typed or pasted", "another site", "a user server", "another port"],
+)
+def test_a_deep_link_not_from_the_hub_opens_the_filled_form_and_starts_nothing(alice, sim, referer):
+    headers = {"Referer": referer.format(hub=alice.hub.url)} if referer else {}
+    response = alice.get(
+        "/hub/spawn?profile=gpu-1&image=tk-jupyter-ml-gpu&node=gpu-1",
+        allow_redirects=False,
+        headers=headers,
+    )
+    assert response.status_code == 200, html(response)[-2000:]
+    page = html(response)
+    assert "A link from outside this hub chose these settings" in page
+    # The form is filled in with the link's choices; the user's click on Start would start it.
+    assert re.search(r'value="gpu-1"\s+id="jp-tk-profile-gpu-1"[^>]*checked', page)
+    assert re.search(r'value="tk-jupyter-ml-gpu"[^>]*checked', page)
+    assert 'value="gpu-1" selected' in page
+    assert "alert alert-danger" not in page
+    time.sleep(1)
+    assert_no_pods(sim)
+    assert alice.server() is None
 
 
 @pytest.mark.parametrize(
@@ -205,6 +241,63 @@ def test_rest_spawn_with_bad_options_is_a_400_and_no_pod(alice, sim, user_option
     assert_no_pods(sim)
     # The failed spawn leaves no server behind.
     assert alice.server() is None
+
+
+MALFORMED_REST = [
+    # What an outside tester sent without a profile; each used to start the first preset.
+    ({"cpu": float("nan")}, "CPU must be a number"),
+    ({"cpu": -1}, "CPU must be more than 0"),
+    ({"cpu": [1]}, "CPU must be a number, got [1]"),
+    ({"memory": 1.5}, "Memory must be a whole number of bytes"),
+    ({"gpu": {"resource": "cpu", "count": 1}}, "offers the GPU kind 'cpu'"),
+    # Stray whitespace is a 400 in JSON (the form trims what people type).
+    ({"memory": "4Gi\n"}, "Memory must be a number such as 8Gi or 512Mi"),
+    ({"cpu": " 1"}, "got ' 1'"),
+    # With a preset, a size that is not the preset's.
+    ({"profile": "cpu-basic", "cpu": 8}, "The preset cpu-basic sets cpu"),
+]
+
+
+@pytest.mark.parametrize("server", ["", "x"], ids=["default server", "named server"])
+@pytest.mark.parametrize(
+    ("user_options", "message"), MALFORMED_REST, ids=[str(m[0]) for m in MALFORMED_REST]
+)
+def test_every_malformed_rest_body_is_a_400_and_no_pod(alice, sim, server, user_options, message):
+    path = f"/hub/api/users/alice/servers/{server}" if server else "/hub/api/users/alice/server"
+    # NaN is not strict JSON; the tester sent it as Python's encoder writes it, and the hub
+    # (Python's json) reads it.
+    body = json.dumps({"user_options": user_options})
+    headers = {"Content-Type": "application/json"}
+    response = alice.api("POST", path, data=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["message"]
+    assert_no_pods(sim)
+    model = alice.api("GET", "/hub/api/users/alice").json()
+    assert not model["servers"], model["servers"]
+    if server:
+        alice.api("DELETE", f"/hub/api/users/alice/servers/{server}", json={"remove": True})
+
+
+def test_a_gpu_request_with_a_gpu_image_needs_no_profile(alice, sim):
+    # Refused before with "needs a GPU ... request at least one GPU" although it asked for one.
+    response = alice.api(
+        "POST",
+        "/hub/api/users/alice/server",
+        json={
+            "user_options": {
+                "gpu": {"resource": GPU, "count": 1},
+                "image": "tk-jupyter-ml-gpu",
+                "memory": "8Gi",
+            }
+        },
+    )
+    assert response.status_code in (201, 202), response.text
+    try:
+        pod = sim.wait_for_pod(POD)
+        container = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+        assert container["resources"]["limits"][GPU] == "1"
+    finally:
+        stop_server(alice, sim)
 
 
 def test_rest_spawn_with_good_options_creates_the_pod(alice, sim):
