@@ -119,7 +119,7 @@ def test_culling_defaults_one_hour_and_thirty_minutes_for_gpus():
     (role,) = applied(c.JupyterHub.load_roles)
     assert role["scopes"] == CULLER_SCOPES
     assert set(role["services"]) == {"idle-culler", "gpu-idle-culler"}
-    (route, _handler, kwargs) = applied(c.JupyterHub.extra_handlers)[0]
+    (route, _handler, kwargs) = applied(c.JupyterTk.hub_routes)[0]
     assert route == "/api/tk/activity"
     assert kwargs["rule"] == GpuIdleRule(timeout=1800, warning=300)
 
@@ -127,10 +127,10 @@ def test_culling_defaults_one_hour_and_thirty_minutes_for_gpus():
 def test_culling_keeps_what_the_config_had_and_can_be_turned_off():
     c = Config()
     c.JupyterHub.services = [{"name": "mine", "url": "http://127.0.0.1:10101"}]
-    c.JupyterHub.extra_handlers = [("/api/mine", object)]
+    c.JupyterTk.hub_routes = [("/api/mine", object)]
     configure_culling(c, {"JUPYTER_TK_IDLE_TIMEOUT": "0", "JUPYTER_TK_GPU_IDLE_TIMEOUT": "0"})
     assert c.JupyterHub.services == [{"name": "mine", "url": "http://127.0.0.1:10101"}]
-    assert c.JupyterHub.extra_handlers == [("/api/mine", object)]
+    assert c.JupyterTk.hub_routes == [("/api/mine", object)]
 
 
 @pytest.mark.parametrize(
