@@ -12,7 +12,8 @@ import pytest
 from traitlets.config import Config
 
 from jupyter_tk.hub.inventory import get_inventory
-from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory
+from jupyter_tk.hub.kubernetes.inventory import KubernetesInventory, NoRoom
+from jupyter_tk.hub.placement import ResourceRequest
 from tests.fakes.clusters import gfd_labels, make_cluster, make_node, make_pod
 from tests.fakes.kubernetes import SimulatedKubernetes
 
@@ -423,3 +424,79 @@ async def test_a_hung_api_is_stale_within_stale_after(api, kubeconfig, log_lines
     finally:
         api.resume()
         await inv.stop()
+
+
+# -- room held for pods the hub is creating --------------------------------------------------------
+
+GPU_REQUEST = ResourceRequest(cpu=2, memory=4 * GI, gpu_resource="nvidia.com/gpu", gpu_count=1)
+GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def hold(inventory, key, node=None, request=GPU_REQUEST, hold_seconds=60.0):
+    return inventory.reserve(
+        key,
+        request,
+        node=node,
+        ratio=1.0,
+        tolerations=GPU_TOLERATIONS,
+        hold_seconds=hold_seconds,
+    )
+
+
+async def test_held_room_counts_until_the_pod_is_seen_bound(api, inventory):
+    assert hold(inventory, "jhub/jupyter-ann") == "gpu-1"  # the only node with a free GPU
+    gpu1 = node(inventory, "gpu-1")
+    assert (gpu1["free"]["nvidia.com/gpu"], gpu1["gpus"][0]["free"]) == (0, 0)
+    assert gpu1["free"]["cpu"] == 26.0
+    with pytest.raises(NoRoom, match=r"not enough nvidia\.com/gpu"):
+        hold(inventory, "jhub/jupyter-ben")
+    with pytest.raises(NoRoom, match=r"only 0 of 2 nvidia\.com/gpu free"):
+        hold(inventory, "jhub/jupyter-ben", node="gpu-1")
+
+    # Created and still unbound: held. Bound: the pod itself counts, the hold is gone.
+    pending = make_pod("jupyter-ann", "jhub", requests={"cpu": "2"}, limits={"nvidia.com/gpu": "1"})
+    pending["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "nowhere"}
+    api.add_pod(pending)
+    await asyncio.sleep(0.2)
+    assert inventory.reservations() == {"jhub/jupyter-ann": "gpu-1"}
+    bound = copy.deepcopy(api.store.get("pods", "jhub/jupyter-ann"))
+    bound["spec"]["nodeName"] = "gpu-1"
+    bound["status"] = {"phase": "Running"}
+    api.store.put("pods", bound)
+    await eventually(lambda: inventory.reservations() == {})
+    assert node(inventory, "gpu-1")["requested"]["nvidia.com/gpu"] == 2  # counted once
+
+
+async def test_released_and_expired_holds_give_the_room_back(api, kubeconfig, log_lines):
+    log, handler = log_lines
+    inv = KubernetesInventory(kubeconfig=kubeconfig, probe_interval_seconds=0.1, log=log)
+    await inv.start()
+    try:
+        assert await inv.wait_synced(10)
+        hold(inv, "jhub/jupyter-ann")
+        inv.release("jhub/jupyter-ann")
+        assert node(inv, "gpu-1")["gpus"][0]["free"] == 1
+        hold(inv, "jhub/jupyter-ann", hold_seconds=0.2)
+        assert node(inv, "gpu-1")["gpus"][0]["free"] == 0
+        await eventually(lambda: node(inv, "gpu-1")["gpus"][0]["free"] == 1, timeout=3)
+        assert any("jhub/jupyter-ann expired" in line for line in handler.lines)
+    finally:
+        await inv.stop()
+
+
+async def test_a_hold_outlives_the_old_pod_of_the_same_name(api, inventory):
+    api.add_pod(make_pod("jupyter-ann", "jhub", node="cpu-1", requests={"cpu": "1"}))
+    await eventually(lambda: node(inventory, "cpu-1")["free"]["cpu"] == 5.0)
+    hold(inventory, "jhub/jupyter-ann", node="gpu-1")
+    # The old pod changes, then goes away: the hold for the new one stays.
+    old = copy.deepcopy(api.store.get("pods", "jhub/jupyter-ann"))
+    old["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    api.store.put("pods", old)
+    api.delete_pod("jhub", "jupyter-ann")
+    await eventually(lambda: node(inventory, "cpu-1")["free"]["cpu"] == 6.0)
+    assert inventory.reservations() == {"jhub/jupyter-ann": "gpu-1"}
+    api.add_pod(
+        make_pod("jupyter-ann", "jhub", node="gpu-1", limits={"nvidia.com/gpu": "1", "cpu": "2"})
+    )
+    await eventually(lambda: inventory.reservations() == {})
+    assert node(inventory, "gpu-1")["gpus"][0]["free"] == 0
