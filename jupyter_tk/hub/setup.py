@@ -18,6 +18,7 @@ routed in when JupyterHub builds its routes (`add_hub_routes`), not through
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,19 +64,34 @@ def add_hub_routes(c: Any, routes: Routes | Callable[[Any], Routes]) -> None:
     """Serve `routes` (tornado rules, paths relative to the hub prefix) from the hub loading `c`.
 
     `routes` may be a function of the `JupyterHub` application, called once the whole
-    configuration is loaded, when the hub builds its routes. Outside a starting hub (a config
-    file read by a test or a tool) this does nothing.
+    configuration is loaded, when the hub builds its routes. The rules (or the function) are
+    kept in ``c.JupyterTk.hub_routes``, where a test of a config can find them; a starting hub
+    serves them ahead of its own.
     """
+    if callable(routes):
+        c.JupyterTk.hub_routes.append(routes)
+    else:
+        c.JupyterTk.hub_routes.extend(routes)
     hub = _loading_hub()
-    if hub is None:
-        return
+    if hub is not None and hub not in _routed_hubs:
+        _routed_hubs.add(hub)
+        hub.observe(_add_routes, names="handlers")
 
-    def add(change: dict) -> None:
-        made = list(routes(hub) if callable(routes) else routes)
-        # Ahead of the hub's own rules, whose last ones answer 404 for every unknown path.
-        change["new"][:0] = hub.add_url_prefix(hub.hub_prefix, made)
 
-    hub.observe(add, names="handlers")
+# Hubs whose route building `_add_routes` observes (one hub per process, in practice).
+_routed_hubs: weakref.WeakSet = weakref.WeakSet()
+
+
+def _add_routes(change: dict) -> None:
+    hub = change["owner"]
+    entries = hub.config.JupyterTk.get("hub_routes", [])
+    if hasattr(entries, "get_value"):  # only appended to, never set: still a lazy value
+        entries = entries.get_value([])
+    made = []
+    for entry in entries:
+        made.extend(entry(hub) if callable(entry) else [entry])
+    # Ahead of the hub's own rules, whose last ones answer 404 for every unknown path.
+    change["new"][:0] = hub.add_url_prefix(hub.hub_prefix, made)
 
 
 def configured_inventory_class(spawner_class: type, config: Any) -> type[Inventory]:
