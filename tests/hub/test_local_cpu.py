@@ -165,7 +165,7 @@ def test_two_cpu_servers_and_a_gpu_server_share_two_cores_by_default(tmp_path):
             assert process.cpu_affinity() == hub_cores
             assert bool(process.environ()["CUDA_VISIBLE_DEVICES"]) == (user is alice)
         # And the node list offers a fourth user the whole machine's CPU
-        form = hub.login("dave").get("/hub/spawn").text
+        form = hub.login("dave").get("/hub/spawn").content.decode()
         assert f"— {CORES} CPU · " in form
         for user in (alice, bob, carol):
             user.stop_server()

@@ -96,7 +96,14 @@ def test_servers_get_gpus_of_their_own_across_a_hub_restart_and_give_them_back(h
     # Then each holds a different GPU, and the picker counts both as taken
     resources = alice.resources()
     assert gpu_kind(resources, GPU)["free"] == 0
-    taken = {tuple(users): uuid for uuid, users in holders(resources, GPU).items()}
+    # alice sees her name on her GPU but not bob's on his; the administrator sees both
+    assert {tuple(users) for users in holders(resources, GPU).values()} == {
+        ("alice",),
+        ("another user",),
+    }
+    taken = {
+        tuple(users): uuid for uuid, users in holders(hub.login_admin().resources(), GPU).items()
+    }
     assert set(taken) == {("alice",), ("bob",)}
     assert resources["nodes"][0]["requested"]["cpu"] == 1.0
 
@@ -123,7 +130,7 @@ def test_servers_get_gpus_of_their_own_across_a_hub_restart_and_give_them_back(h
     hub.start()
     alice, bob = hub.login("alice"), hub.login("bob")
     assert alice.server()["ready"]
-    resources = alice.resources()
+    resources = hub.login_admin().resources()
     assert gpu_kind(resources, GPU)["free"] == 0
     assert {tuple(users) for users in holders(resources, GPU).values()} == {("alice",), ("bob",)}
 
