@@ -18,6 +18,8 @@ export function device(overrides: Partial<IGpuDevice> = {}): IGpuDevice {
     power_usage: 100,
     power_limit: 400,
     processes: [],
+    attribution: 'pid',
+    kernels: [],
     error: null,
     ...overrides
   };
