@@ -3,7 +3,8 @@
 The hub is share/jupyterhub/local_config.py with the fake NVML library (three A100s, one with MIG);
 the spawned server runs the installed jupyter-tk server and lab extensions. Screenshots:
 local-login.png, local-spawn-form.png, local-lab.png (GPU panel), local-lab-examples.png
-(Examples panel: one left sidebar shows one panel at a time).
+(Examples panel: one left sidebar shows one panel at a time), local-login-backoff.png (the page
+after too many failed logins).
 """
 
 import json
@@ -40,7 +41,12 @@ def hub(tmp_path_factory):
     require_built_labextension()
     workdir = tmp_path_factory.mktemp("local-hub-e2e")
     quiet_lab_settings(workdir / "home")
-    hub = LocalHub(workdir, gpus=default_gpus())
+    # A long first back-off, so the wait is certain to hold while the browser looks at it.
+    hub = LocalHub(
+        workdir,
+        gpus=default_gpus(),
+        extra_config="c.ThrottledSharedPasswordAuthenticator.backoff_seconds = 60\n",
+    )
     hub.start()
     yield hub
     hub.stop()  # cleanup_servers (the default) stops the spawned server with the hub
@@ -115,3 +121,22 @@ def test_login_form_and_lab_with_the_gpu_and_examples_panels(hub, page, screensh
         )
         examples_panel.get_by_text(shipped[0], exact=True).first.wait_for()
     screenshot(page, "local-lab-examples")
+
+
+def test_after_too_many_failed_logins_the_page_says_when_to_try_again(hub, page, screenshot):
+    def log_in(password):
+        page.goto(f"{hub.url}/hub/login")
+        page.locator("#username_input").fill("mallory")
+        page.locator("#password_input").fill(password)
+        with page.expect_navigation():
+            page.locator("#login_submit").click()
+
+    # Given five wrong passwords for one name (the allowed number), and a sixth
+    for _ in range(6):
+        log_in("not-the-password")
+        expect(page.get_by_text("Invalid username or password")).to_be_visible()
+    # When the right password follows at once, the hub turns it away and says for how long
+    log_in(PASSWORD)
+    expect(page.get_by_text("Too many failed logins for this user name.")).to_be_visible()
+    expect(page.get_by_text("Try again in", exact=False)).to_be_visible()
+    screenshot(page, "local-login-backoff")
