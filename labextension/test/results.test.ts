@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { IExampleResult } from '../src/api';
-import { backupsOf, failuresOf } from '../src/examples/results';
+import { backupsOf, failuresOf, replacedOf } from '../src/examples/results';
 
 function result(
   id: string,
@@ -50,5 +50,21 @@ describe('backupsOf', () => {
         ]
       })
     ).toEqual(['ex/img/c/a.mine-20250101-120000.ipynb']);
+  });
+});
+
+describe('replacedOf', () => {
+  it('lists the examples whose file was replaced (updated or reset), nothing else', () => {
+    const replaced = replacedOf({
+      results: [
+        result('c/new', 'copied'),
+        result('c/updated', 'updated'),
+        result('c/reset', 'updated', null, 'x/c/reset.mine-20260101-000000.ipynb'),
+        result('c/same', 'skipped'),
+        result('c/full', 'error', 'not enough free space')
+      ]
+    });
+    expect(replaced).toEqual(['c/updated', 'c/reset']);
+    expect(replacedOf(null)).toEqual([]);
   });
 });

@@ -128,7 +128,10 @@ function actionTitle(action: ExampleAction, name: string, trans: ITranslate): st
     case 'copy':
       return trans.__('Copy %1 to your examples folder', name);
     case 'update':
-      return trans.__('Replace your unedited copy of %1 with the new original', name);
+      return trans.__(
+        'Replace your unedited copy of %1 with the new original; if you ran it, your version is kept beside it',
+        name
+      );
     case 'restore':
       return trans.__('Copy %1 again', name);
     case 'reset':
@@ -233,34 +236,34 @@ function FileRow(props: IRowProps & { item: IExampleItem; name: string }): JSX.E
             </span>
           )}
           <StatusBadge status={item.status} trans={trans} />
-          <span className="jp-tk-examples-actions">
-            {actions
-              .filter(action => action !== 'open')
-              .map(action => (
-                <button
-                  key={action}
-                  type="button"
-                  className="jp-tk-action"
-                  data-action={action}
-                  disabled={busy}
-                  title={actionTitle(action, name, trans)}
-                  onClick={() => onAction(action, item)}
-                >
-                  {actionLabel(action, trans)}
-                </button>
-              ))}
-            {canOpen && (
+        </span>
+        <span className="jp-tk-examples-actions">
+          {actions
+            .filter(action => action !== 'open')
+            .map(action => (
               <button
+                key={action}
                 type="button"
                 className="jp-tk-action"
-                data-action="open"
-                title={actionTitle('open', name, trans)}
-                onClick={() => onAction('open', item)}
+                data-action={action}
+                disabled={busy}
+                title={actionTitle(action, name, trans)}
+                onClick={() => onAction(action, item)}
               >
-                {actionLabel('open', trans)}
+                {actionLabel(action, trans)}
               </button>
-            )}
-          </span>
+            ))}
+          {canOpen && (
+            <button
+              type="button"
+              className="jp-tk-action"
+              data-action="open"
+              title={actionTitle('open', name, trans)}
+              onClick={() => onAction('open', item)}
+            >
+              {actionLabel('open', trans)}
+            </button>
+          )}
         </span>
       </div>
     </li>

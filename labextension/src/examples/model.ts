@@ -14,7 +14,7 @@ import {
 } from '../api';
 import { describeError } from '../request';
 import { batches } from './tree';
-import { backupsOf, failuresOf, IActionFailure } from './results';
+import { backupsOf, failuresOf, IActionFailure, replacedOf } from './results';
 
 /** While the background sync runs, the listing is re-read this often (ms). */
 const SYNC_RECHECK_MS = 2000;
@@ -36,6 +36,14 @@ export class ExamplesModel implements IDisposable {
 
   get changed(): ISignal<this, void> {
     return this._changed;
+  }
+
+  /**
+   * Paths (relative to the server root) whose file the server just replaced with the
+   * original: a document open on one of them shows the old content until it is reloaded.
+   */
+  get replaced(): ISignal<this, string[]> {
+    return this._replaced;
   }
 
   get listing(): IExamplesListing | null {
@@ -132,6 +140,13 @@ export class ExamplesModel implements IDisposable {
           const result = await send(batch);
           this._failures.push(...failuresOf(result, batch));
           this._backups.push(...backupsOf(result));
+          const paths = new Map(this._listing?.items.map(item => [item.id, item.path]));
+          const replaced = replacedOf(result)
+            .map(id => paths.get(id))
+            .filter((path): path is string => path !== undefined);
+          if (replaced.length > 0 && !this._isDisposed) {
+            this._replaced.emit(replaced);
+          }
         } catch (error) {
           // The whole batch was refused (HTTP error): nothing of it was written.
           const message = describeError(error);
@@ -170,6 +185,7 @@ export class ExamplesModel implements IDisposable {
 
   private _backups: string[] = [];
   private _changed = new Signal<this, void>(this);
+  private _replaced = new Signal<this, string[]>(this);
   private _error: string | null = null;
   private _failures: IActionFailure[] = [];
   private _isDisposed = false;

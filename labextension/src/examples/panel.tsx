@@ -235,7 +235,10 @@ function ExamplesView(props: IExamplesViewProps): JSX.Element {
           <div className="jp-tk-examples-toolbar">
             <button
               type="button"
-              className="jp-mod-styled jp-mod-accept jp-tk-copy-all"
+              // Primary only while there is something to copy: disabled, it looks disabled.
+              className={`jp-mod-styled jp-tk-copy-all${
+                busy || newIds.length === 0 ? '' : ' jp-mod-accept'
+              }`}
               disabled={busy || newIds.length === 0}
               onClick={() =>
                 void model.copy(

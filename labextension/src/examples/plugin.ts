@@ -56,6 +56,17 @@ export const examplesPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    // An open document whose file was just updated or reset shows the new content, unless
+    // it has unsaved changes (then JupyterLab asks on the next save, and nothing is lost).
+    model.replaced.connect((_, paths) => {
+      for (const path of paths) {
+        const widget = docManager?.findWidget(path);
+        const context = widget && docManager?.contextForWidget(widget);
+        if (context && !context.model.dirty) {
+          void context.revert();
+        }
+      }
+    });
     app.shell.add(panel, 'left', { rank: SIDEBAR_RANK, type: 'Examples' });
     restorer?.add(panel, panel.id);
 

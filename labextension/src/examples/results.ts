@@ -41,3 +41,10 @@ export function backupsOf(result: IExamplesActionResult | null | undefined): str
     .map(entry => entry.backup)
     .filter((path): path is string => typeof path === 'string' && path.length > 0);
 }
+
+/** Ids whose file the server replaced with the original (update or reset). */
+export function replacedOf(result: IExamplesActionResult | null | undefined): string[] {
+  return (result?.results ?? [])
+    .filter(entry => entry.action === 'updated')
+    .map(entry => entry.id);
+}

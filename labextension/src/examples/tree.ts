@@ -35,20 +35,22 @@ export function statusInfo(status: ExampleStatus, trans: ITranslate): IStatusInf
     case 'unchanged':
       return {
         label: trans.__('Up to date'),
-        description: trans.__('Your copy is the same as the original.')
+        description: trans.__(
+          'Your copy has what the original has. Opening and running it is not editing it.'
+        )
       };
     case 'update-available':
       return {
         label: trans.__('Update available'),
         description: trans.__(
-          'The original changed and you did not edit your copy: updating is safe.'
+          'The original changed and you did not edit your copy: updating is safe. If you ran it, your version with its outputs is kept beside the new one.'
         )
       };
     case 'modified':
       return {
         label: trans.__('Edited'),
         description: trans.__(
-          'You edited your copy; the original did not change. It is never overwritten.'
+          "You edited your copy (a notebook's cells, any other file's content); the original did not change. It is never overwritten."
         )
       };
     case 'conflict':
