@@ -38,15 +38,21 @@ class LocalHub(HubProcess):
         port: int | None = None,
         load_local_config: bool = True,
         cores: int | None = None,
+        real_nvml: bool = False,
     ) -> None:
         """`cores`: the hub runs on only this many of this machine's cores (its CPU affinity),
-        which its inventory and the shipped policy then see as the whole machine."""
+        which its inventory and the shipped policy then see as the whole machine. `real_nvml`:
+        the machine's own driver and GPUs instead of the fake library (tests/gpu)."""
         super().__init__(workdir, port=port)
         # Spawned servers write their runtime files here, not into the real home.
         self.home = self.workdir / "home"
         self.home.mkdir(exist_ok=True)
         self.nvml_config_path = self.workdir / "nvml.json"
-        self.nvml_env = nvml_env(fake_config(gpus or default_gpus()), self.nvml_config_path)
+        self.nvml_env = (
+            {}
+            if real_nvml
+            else nvml_env(fake_config(gpus or default_gpus()), self.nvml_config_path)
+        )
         base = (
             f"load_subconfig({str(LOCAL_CONFIG)!r})\n"
             "# The fake NVML's config must reach the spawned servers too.\n"
