@@ -84,8 +84,8 @@ async def test_exclusive_cpu_adds_requests_up_and_refuses_the_next(inventory):
     node = before[0]
     assert node["free"]["cpu"] == 0 and node["cpu_mode"] == "exclusive"
     assert node["cpu_note"] == (
-        f"CPU is reserved on this machine: each server gets whole cores of its own, "
-        f"0 of {cores} cores are free."
+        f"CPU is reserved on this machine: each server is pinned to whole cores, "
+        f"0 of {cores} cores are not requested."
     )
 
 

@@ -81,8 +81,9 @@ class LocalInventory(Inventory):
         most one server may use. Without the cgroup v2 cpu controller limits and weights are
         not applied and the kernel shares cores between all processes.
         "exclusive": CPU requests of all running servers add up to at most the cores offered
-        (a server that does not fit is refused) and each server is pinned to whole cores of
-        its own (`sched_setaffinity`, fractions round up). Example: "exclusive"
+        (a server that does not fit is refused) and each server is pinned to ceil(cpu) whole
+        cores, the least used first (`sched_setaffinity`; servers asking for fractions of a
+        core may share one). Example: "exclusive"
         """,
     )
 
@@ -299,8 +300,8 @@ class LocalInventory(Inventory):
         cores = f"{_round(offered):g} core{'' if offered == 1 else 's'}"
         if self.cpu_exclusive:
             return (
-                f"CPU is reserved on this machine: each server gets whole cores of its own, "
-                f"{_round(max(offered - requested, 0.0)):g} of {cores} are free."
+                f"CPU is reserved on this machine: each server is pinned to whole cores, "
+                f"{_round(max(offered - requested, 0.0)):g} of {cores} are not requested."
             )
         support = self._cgroups.support
         if support.enforced and support.cpu_controller:
