@@ -218,14 +218,11 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
     });
   }
 
-  const kind = here.get(choice.gpuResource);
-  const mostGpus = kind
-    ? kind.maxFreeOnOneNode
-    : Math.max(0, ...[...here.values()].map(k => k.maxFreeOnOneNode));
+  // The size limits, as the Custom card and a refusal say them (not what is free now).
   const bounds = {
     cpu: Math.max(limits.cpu, config.minimum.cpu),
     memory: Math.max(limits.memory, config.minimum.memory),
-    gpus: Math.min(config.caps.gpus, mostGpus)
+    gpus: limits.gpus
   };
 
   return {

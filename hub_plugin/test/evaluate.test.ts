@@ -54,11 +54,11 @@ describe('evaluate', () => {
     ]);
   });
 
-  it('bounds CPU and memory by the size limits, GPUs by the most free on a node', () => {
+  it('bounds the controls by the size limits, not by what is free now', () => {
     const result = evaluate(config(), cluster, choice());
-    assert.deepEqual(result.bounds, { cpu: 16, memory: 64 * GiB, gpus: 1 });
+    assert.deepEqual(result.bounds, { cpu: 16, memory: 64 * GiB, gpus: 2 });
     const small = evaluate(config(), cluster, choice({ node: 'cpu-1' }));
-    assert.deepEqual(small.bounds, { cpu: 16, memory: 64 * GiB, gpus: 0 });
+    assert.deepEqual(small.bounds, { cpu: 16, memory: 64 * GiB, gpus: 2 });
   });
 
   it('disables GPU kinds absent from the chosen node', () => {

@@ -253,7 +253,7 @@ def build_form_view(
             {"resource": shown_resource, "label": f"{shown_resource} — {absent}", "selected": True}
         )
     no_gpus = gpu_absence(nodes, None, source=source)
-    bounds = _bounds(rule, size_limits, limits, chosen.gpu_resource, kinds)
+    bounds = _bounds(size_limits, limits)
     custom_limits = {**size_limits, "text": custom_limits_text(**size_limits)}
 
     images = [
@@ -386,26 +386,14 @@ def preset_reason(
     return "no node has room right now"
 
 
-def _bounds(
-    rule: PolicyRule,
-    size_limits: Mapping,
-    limits: SpawnLimits,
-    gpu_resource: str,
-    kinds: Sequence[GpuKind],
-) -> dict:
-    """Largest CPU / memory / GPU count worth offering: CPU and memory the size limits (the
-    numbers the Custom card and a refusal show), GPUs the most free of the kind on one node."""
-    cpu, memory = size_limits["cpu"], size_limits["memory"]
-    kind = next((k for k in kinds if k.resource == gpu_resource), None)
-    most_gpus = (
-        kind.max_free_on_one_node
-        if kind
-        else max((k.max_free_on_one_node for k in kinds), default=0)
-    )
+def _bounds(size_limits: Mapping, limits: SpawnLimits) -> dict:
+    """The largest CPU / memory / GPU count the controls offer: the size limits, the numbers the
+    Custom card and a refusal show (never what is free right now: a disabled field must not
+    read "GPUs: 1" next to "0 to 0"; the fit check says what does not fit now)."""
     return {
-        "cpu": max(cpu, limits.min_cpu),
-        "memory": max(memory, limits.min_memory),
-        "gpus": min(rule.max.gpus, most_gpus),
+        "cpu": max(size_limits["cpu"], limits.min_cpu),
+        "memory": max(size_limits["memory"], limits.min_memory),
+        "gpus": size_limits["gpus"],
     }
 
 

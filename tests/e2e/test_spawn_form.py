@@ -73,7 +73,9 @@ def test_pick_a_gpu_node_watch_it_fill_up_and_start(browser, hub, sim, screensho
         expect(node_option(page, "gpu-1")).to_contain_text(
             "cannot fit: only 0 of 2 nvidia.com/gpu free"
         )
-        expect(page.locator("#jp-tk-problems")).to_contain_text("Nothing fits this choice")
+        expect(page.locator("#jp-tk-problems")).to_contain_text(
+            "No node has room for 4 CPU and 16 GiB of memory with 1 nvidia.com/gpu right now"
+        )
         expect(page.locator('[data-tk-preset="gpu-1"] [data-tk-reason]')).to_have_text(
             "no node has room right now"
         )
@@ -111,7 +113,7 @@ def test_dark_mode_and_a_refused_deep_link(browser, hub, sim, screenshot):
         response = page.goto(f"{hub.url}/hub/spawn?image=tk-jupyter-ml-gpu&profile=cpu-basic")
         assert response.status == 400
         error = page.locator(".spawn-error-msg")
-        expect(error).to_contain_text("needs a GPU: choose a GPU preset")
+        expect(error).to_contain_text("needs a GPU, and the preset cpu-basic has none")
         expect(error).to_have_attribute("role", "alert")
         screenshot(page, "spawn-form-error", full_page=True, animations="disabled")
         assert sim.pods() == []
@@ -144,3 +146,137 @@ def test_the_form_works_without_javascript(browser, hub, sim):
         context.close()
         hub.login("alice").stop_server()
         sim.wait_for_pod(POD, gone=True)
+
+
+# -- without GPUs: a machine without NVML, and a cluster without GPU nodes ------------------------
+
+
+def assert_gpu_less_form(page, reason: str, screenshot, name: str):
+    """The "1 GPU" preset on a form where no GPU exists: one reason, everywhere, that says so;
+    greyed fields that agree with each other and the summary; one memory maximum."""
+    expect(page.locator("[data-tk-freshness]")).to_contain_text("Free resources as of")
+    card = page.locator('[data-tk-preset="gpu-1"] [data-tk-reason]')
+    expect(card).to_have_text(reason)  # not "no node has room right now": it will not pass
+    page.check("#jp-tk-profile-gpu-1")
+    sentence = f"{reason[0].upper()}{reason[1:]}"
+    # The greyed custom fields show the preset: its GPU kind (said to be absent), its count,
+    # and a hint that agrees with both (never "No GPU", "GPUs: 1" and "0 to 0" at once).
+    expect(page.locator("#jp-tk-cpu")).to_be_disabled()
+    kind = page.locator("#jp-tk-gpu-resource")
+    expect(kind).to_have_value(GPU)
+    assert kind.evaluate("s => s.selectedOptions[0].text") == f"{GPU} — {reason}"
+    expect(page.locator("#jp-tk-gpu-count")).to_have_value("1")
+    expect(page.locator('[data-tk-bound="gpus"]')).to_have_text(sentence)
+    expect(page.locator("#jp-tk-summary")).to_contain_text(f"1 {GPU}")
+    problems = page.locator("#jp-tk-problems")
+    expect(problems).to_have_text(f"{sentence}: choose a size without a GPU.")
+    # One memory maximum: the Custom card and the help text say the same number.
+    card_text = page.locator("[data-tk-custom-limits]").inner_text()
+    most = re.search(r"· ([0-9.]+ [KMGT]iB)", card_text).group(1)
+    expect(page.locator('[data-tk-bound="memory"]')).to_have_text(
+        re.compile(rf"to {re.escape(most)}$")
+    )
+    screenshot(page, name, full_page=True, animations="disabled")
+
+    # Submitting anyway: refused in the same words, by Start as well as in the hub's banner.
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator(".spawn-error-msg")).to_contain_text(f"{sentence}: choose a size")
+    expect(page.locator("#jp-tk-problems")).to_have_text(
+        f"{sentence}: choose a size without a GPU."
+    )
+    screenshot(page, f"{name}-refused", full_page=True, animations="disabled")
+
+    # A custom size over the one maximum is refused with that very number.
+    page.check("#jp-tk-profile-custom")
+    page.select_option("#jp-tk-gpu-resource", "")
+    value, unit = most.split()
+    over = f"{float(value) + 1:g}{unit[:-1]}"
+    page.fill("#jp-tk-memory", over)
+    page.fill("#jp-tk-cpu", "1")
+    expect(problems).to_contain_text(f"can hold ({most}).")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator(".spawn-error-msg")).to_contain_text(f"can hold ({most}).")
+    expect(page.locator("#jp-tk-problems")).to_contain_text(f"can hold ({most}).")
+    return most
+
+
+def test_a_machine_without_nvml(browser, tmp_path_factory, screenshot):
+    from tests.support.local_hub import PASSWORD, LocalHub
+
+    # The real library search on a machine without an NVIDIA driver: no NVML at all.
+    hub = LocalHub(tmp_path_factory.mktemp("no-nvml"), real_nvml=True)
+    with hub:
+        context = browser.new_context(viewport={"width": 1440, "height": 1600})
+        page = context.new_page()
+        try:
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", "alice")
+            page.fill("#password_input", PASSWORD)
+            page.click("#login_submit")
+            page.wait_for_url(re.compile(r"/hub/spawn"))
+            # Why there is no GPU, as the inventory knows it.
+            note = hub.login("alice").resources()["nodes"][0]["gpu_note"]
+            assert "libnvidia-ml" in note
+            expect(page.locator("[data-tk-gpu-note]")).to_have_text(note)
+            assert_gpu_less_form(page, "this machine has no GPU", screenshot, "spawn-form-no-nvml")
+            assert hub.login("alice").server() is None
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def cpu_only_hub(tmp_path_factory):
+    from tests.support.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+    from tests.support.spawn_fixtures import CATALOG_ITEMS, POLICY
+
+    policy = {**POLICY, "rules": [dict(rule) for rule in POLICY["rules"]]}
+    policy["rules"][2]["message"] = "For GPU access, please contact your administrator."
+    with (
+        SimulatedApiProcess(tmp_path_factory.mktemp("cpu-only"), cluster="cpu-only") as sim,
+        CatalogServer(CATALOG_ITEMS) as catalog,
+        KubeHub(tmp_path_factory.mktemp("hub"), sim, catalog=catalog.url, policy=policy) as hub,
+    ):
+        yield hub, sim
+
+
+def test_a_cluster_without_gpu_nodes(browser, cpu_only_hub, screenshot):
+    hub, sim = cpu_only_hub
+    context = browser.new_context(viewport={"width": 1440, "height": 1600})
+    page = context.new_page()
+    try:
+        log_in(page, hub)
+        page.goto(f"{hub.url}/hub/spawn")
+        assert_gpu_less_form(
+            page, "no node you may use offers GPUs", screenshot, "spawn-form-no-gpu-nodes"
+        )
+        assert sim.pods() == []
+    finally:
+        context.close()
+
+
+def test_the_policy_message_and_cards_that_fill_the_row(browser, cpu_only_hub, screenshot):
+    hub, _ = cpu_only_hub
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    try:
+        log_in(page, hub, name="carol")  # in no group: the "*" rule, with its message
+        page.goto(f"{hub.url}/hub/spawn")
+        expect(page.locator("[data-tk-policy-message]")).to_have_text(
+            "For GPU access, please contact your administrator."
+        )
+        # Every row of cards spans the width of the node list and summary: no empty column.
+        summary = page.locator("#jp-tk-summary").bounding_box()
+        right = summary["x"] + summary["width"]
+        for cards in page.locator(".jp-tk-cards").all():
+            rows: dict[int, list[dict]] = {}
+            for card in cards.locator(":scope > *").all():
+                box = card.bounding_box()
+                rows.setdefault(round(box["y"]), []).append(box)
+            for row in rows.values():
+                assert abs(min(b["x"] for b in row) - summary["x"]) < 1, row
+                assert abs(max(b["x"] + b["width"] for b in row) - right) < 1, row
+        screenshot(page, "spawn-form-policy-message", full_page=True, animations="disabled")
+    finally:
+        context.close()

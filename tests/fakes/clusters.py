@@ -388,11 +388,28 @@ def large_cluster(nodes: int = 1000, pods: int = 30000, seed: int = 0) -> Cluste
     return cluster
 
 
-_CLUSTERS = {"small": small_cluster, "gpu-lab": gpu_lab_cluster, "large": large_cluster}
+def cpu_only_cluster() -> Cluster:
+    """Two CPU nodes and no GPU anywhere (a cluster without GPU nodes)."""
+    return Cluster(
+        nodes=[
+            make_node("cpu-1", cpu="8", memory="32Gi"),
+            make_node("cpu-2", cpu="4", memory="16Gi"),
+        ],
+        pods=[make_pod("web", "apps", node="cpu-1", requests={"cpu": "500m", "memory": "1Gi"})],
+    )
+
+
+_CLUSTERS = {
+    "small": small_cluster,
+    "gpu-lab": gpu_lab_cluster,
+    "large": large_cluster,
+    "cpu-only": cpu_only_cluster,
+}
 
 
 def make_cluster(name: str, **sizes: int) -> Cluster:
-    """A named cluster: "small", "gpu-lab" or "large" (which takes nodes=, pods=, seed=)."""
+    """A named cluster: "small", "gpu-lab", "cpu-only" or "large" (which takes nodes=, pods=,
+    seed=)."""
     try:
         factory = _CLUSTERS[name]
     except KeyError:

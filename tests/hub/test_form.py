@@ -153,13 +153,13 @@ def test_gpu_kinds_missing_on_the_chosen_node_say_so():
     assert kinds[GPU]["text"].endswith("not on cpu-1")
 
 
-def test_controls_are_bounded_by_the_size_limits_and_free_gpus():
-    # CPU and memory: the one maximum of the Custom card (cap 16, the largest node has 32);
-    # what the chosen node has free is the fit check's to say. GPUs: the free ones there.
+def test_controls_are_bounded_by_the_size_limits():
+    # The one maximum of the Custom card (cap 16 CPU, the largest node has 32; cap 2 GPUs, a
+    # node has 7 MIG slices); what the chosen node has free is the fit check's to say.
     parsed = controls(render(last={"node": "cpu-1"}))
     cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
     count = next(i for i in parsed.inputs if i.get("name") == "gpu_count")
-    assert (cpu["min"], cpu["max"], count["max"]) == ("0.1", "16", "0")
+    assert (cpu["min"], cpu["max"], count["max"]) == ("0.1", "16", "2")
     parsed = controls(render(last={"node": "mig-1"}))
     cpu = next(i for i in parsed.inputs if i.get("name") == "cpu")
     assert cpu["max"] == "16"  # the cap, below mig-1's 32 free
