@@ -33,11 +33,17 @@ def idle_gpus(busy: dict[int, int] | None = None) -> list[dict]:
 
 
 class CullingHub(LocalHub):
+    """The local hub with the GPU idle rule in seconds, checked every second."""
+
+    def __init__(self, workdir, *, timeout=GPU_IDLE_TIMEOUT, warning=GPU_IDLE_WARNING, **kwargs):
+        super().__init__(workdir, **kwargs)
+        self.gpu_idle_timeout, self.gpu_idle_warning = timeout, warning
+
     def env(self) -> dict[str, str]:
         env = super().env()
         env.update(
-            JUPYTER_TK_GPU_IDLE_TIMEOUT=str(GPU_IDLE_TIMEOUT),
-            JUPYTER_TK_GPU_IDLE_WARNING=str(GPU_IDLE_WARNING),
+            JUPYTER_TK_GPU_IDLE_TIMEOUT=str(self.gpu_idle_timeout),
+            JUPYTER_TK_GPU_IDLE_WARNING=str(self.gpu_idle_warning),
             JUPYTER_TK_CULL_EVERY="1",
         )
         return env

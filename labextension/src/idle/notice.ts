@@ -57,8 +57,9 @@ export function warningText(
   }
   const stopAt = new Date(now.getTime() + Math.max(0, notice.stop_in_seconds) * 1000);
   const clock = stopAt.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  // JupyterLab cuts toasts after 140 characters: the whole message must fit.
   return trans.__(
-    'Your GPU has done no work for %1. To free it for others, this server will be stopped in %2 (at %3). Save your work now; running code on it keeps it.',
+    'GPU unused for %1: this server stops in %2 (at %3) to free it. Save your work; running code keeps it.',
     formatDuration(notice.idle_seconds, trans),
     formatDuration(notice.stop_in_seconds, trans),
     clock
