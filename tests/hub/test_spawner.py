@@ -460,6 +460,7 @@ SHM_PRESET = {
         "volume_mounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
         "environment": {"OMP_NUM_THREADS": "2"},
         "image_pull_policy": "Always",
+        "cpu_guarantee": 0.5,  # requests less than the limit; only this preset
     },
 }
 
@@ -479,6 +480,7 @@ async def test_a_preset_override_reaches_the_pod_and_does_not_leak(make_spawner,
         {k: m[k] for k in ("name", "mountPath")} for m in container["volumeMounts"]
     ]
     assert container["imagePullPolicy"] == "Always"
+    assert amounts(container["resources"]["requests"])["cpu"] == 0.5
     environment = {e["name"]: e.get("value") for e in container["env"]}
     assert (environment["OMP_NUM_THREADS"], environment["SITE"]) == ("2", "lab")
     assert environment["JUPYTER_TK_PROFILE"] == "torch"  # the validated options still apply
@@ -488,6 +490,8 @@ async def test_a_preset_override_reaches_the_pod_and_does_not_leak(make_spawner,
     assert "dshm" not in [v["name"] for v in later["spec"].get("volumes") or ()]
     assert "OMP_NUM_THREADS" not in env(later) and env(later)["SITE"] == "lab"
     assert notebook(later).get("imagePullPolicy") != "Always"
+    custom = await manifest(spawner, {"profile": "custom", "cpu": 3, "memory": "6Gi"})
+    assert amounts(notebook(custom)["resources"]["requests"])["cpu"] == 3
 
 
 async def test_a_user_cannot_send_overrides(make_spawner, sim):

@@ -298,6 +298,8 @@ class KubernetesInventory(Inventory):
         while True:
             await asyncio.sleep(self.probe_interval_seconds)
             self._expire_reservations()
+            if not all(self._live_parts.values()):
+                continue  # already known to be lost; a reconnecting watch is the better probe
             quietest = min((w.last_contact for w in self.watches.values()), default=0.0)
             last_probe = self._probe_answered or 0.0
             if time.time() - max(quietest, last_probe) < self.probe_interval_seconds:

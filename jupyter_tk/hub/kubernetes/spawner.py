@@ -45,6 +45,10 @@ _EXTENDED_TRAITS = (
 )
 
 
+# KubeSpawner traits that apply_validated_options sets outright on every spawn.
+_SET_ON_EVERY_SPAWN = ("image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee")
+
+
 class ClusterRefused(HTTPError):
     """The Kubernetes API refused a request of the spawn; the message is its reason only."""
 
@@ -176,8 +180,11 @@ class TkKubeSpawner(TkSpawnerMixin, KubeSpawner):
         and dicts updated; other values replace the configured one. A trait set by an earlier
         spawn's preset is put back to its configured value first, so nothing leaks.
         """
+        # Traits set above on every spawn are current; any other one a preset set before goes
+        # back to its configured value.
+        rebuilt = (*_EXTENDED_TRAITS, *_SET_ON_EVERY_SPAWN)
         for name in self.__dict__.pop("_tk_overridden", ()):
-            if name not in _EXTENDED_TRAITS:  # those were rebuilt from configuration above
+            if name not in rebuilt:
                 setattr(self, name, self._configured(name))
         overrides = getattr(options, "spawner_overrides", None) or {}
         settable = self.traits(config=True)
@@ -189,7 +196,7 @@ class TkKubeSpawner(TkSpawnerMixin, KubeSpawner):
                     "setting; ask an administrator to correct the policy.",
                     status_code=500,
                 )
-            base = getattr(self, name) if name in _EXTENDED_TRAITS else self._configured(name)
+            base = getattr(self, name) if name in rebuilt else self._configured(name)
             try:
                 setattr(self, name, _merged(base, copy.deepcopy(value)))
             except TraitError as error:
