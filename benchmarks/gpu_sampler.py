@@ -9,7 +9,9 @@ libnvidia-ml.so.1 from tests/fakes (8 GPUs, every NVML call made to take 1 ms). 
    its front end: websocket, then {"updateFrequency": 100, "isPaused": false}), with one
    jupyter-tk panel polling jupyter-tk/api/gpus every 2 s (its default), and with 50 such clients;
 3. NVML calls per second and server CPU (% of one core) in each phase;
-4. one lost GPU: log lines per second with the jupyter-tk panel vs nvdashboard's charts.
+4. one lost GPU: log lines per second with the jupyter-tk panel vs nvdashboard's charts;
+5. matching GPU processes to kernels once (in this process): by pid, and by open device file
+   (NVML reporting host pids, docs/gpu-attribution.md) with and without the reused /proc scan.
 
 Figures are printed, never asserted. Usage:
     python benchmarks/gpu_sampler.py            # 60 s per phase
@@ -64,12 +66,53 @@ def percentile(values, fraction):
 
 
 def gpus(count, lost=None):
+    # A process of this machine (this one) on every GPU: NVML's pids are this namespace's, as on
+    # a machine without containers, so processes are matched by pid.
+    this = os.getpid()
     return [
-        fake_gpu(
-            index, processes=[{"pid": 100000 + index, "used_memory": 1 << 30}], lost=index == lost
-        )
+        fake_gpu(index, processes=[{"pid": this, "used_memory": 1 << 30}], lost=index == lost)
         for index in range(count)
     ]
+
+
+# -- 5. cost of matching processes to kernels (in this process) ----------------------------------
+
+
+def attribution_costs(gpu_count, repeats, folder):
+    """Median ms of one attribution pass over `gpu_count` GPUs: by pid; by device file with the
+    /proc scan reused; by device file scanning /proc every time."""
+    from jupyter_tk.server.gpu.kernels import KernelAttribution
+
+    devices_folder = folder / "dev"
+    devices_folder.mkdir(exist_ok=True)
+    for minor in range(gpu_count):
+        (devices_folder / f"nvidia{minor}").write_bytes(b"")
+    limit = int(Path("/proc/sys/kernel/pid_max").read_text())
+    names = [lambda minor=minor: f"nvidia{minor}" for minor in range(gpu_count)]
+
+    def devices(pid_of):
+        return [
+            {"processes": [{"pid": pid_of(i), "used_memory": 1 << 30, "kernel_id": None}]}
+            for i in range(gpu_count)
+        ]
+
+    def timed(pid_of, fresh_scan):
+        attribution = KernelAttribution(device_directory=str(devices_folder))
+        times = []
+        for _ in range(repeats):
+            if fresh_scan:  # a new one has no scan to reuse
+                attribution = KernelAttribution(device_directory=str(devices_folder))
+            batch = devices(pid_of)
+            started = time.perf_counter()
+            attribution(batch, names)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times), batch[0]["attribution"]
+
+    return {
+        "by pid": timed(lambda i: os.getpid(), False),
+        "by device file, scan reused": timed(lambda i: limit + 1 + i, False),
+        "by device file, scan every time": timed(lambda i: limit + 1 + i, True),
+    }
 
 
 # -- 1. cost of one snapshot (in this process) ---------------------------------------------------
@@ -395,6 +438,12 @@ async def main(args):
             f"chart updates {result['chart_updates']}, "
             f"api/gpus answers {len(result['panel']) + len(result['first'])}"
         )
+
+    processes = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+    print(f"\n5. Matching GPU processes to kernels, {args.gpus} GPUs (median of {args.repeats})")
+    print(f"   this machine has {processes} processes to read when scanning /proc")
+    for name, (cost, method) in attribution_costs(args.gpus, args.repeats, folder).items():
+        print(f"   {name:<32} {cost:8.3f} ms  (attribution: {method})")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,15 @@ device file names one GPU only, so nothing is ever matched across GPUs.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 
 import psutil
 
 PROC = "/proc"
+# Reading every process's descriptors costs milliseconds: the holders found are reused while
+# NVML lists the same processes and the same kernels run, for at most this long (seconds).
+HOLDERS_MAX_AGE_SECONDS = 10.0
 
 
 def exists_here(pid: int) -> bool:
@@ -63,6 +67,7 @@ class KernelAttribution:
     def __init__(self, kernel_manager=None, device_directory: str = "/dev"):
         self.kernel_manager = kernel_manager
         self.device_directory = device_directory
+        self._holders: tuple[tuple, float, dict[str, set[int]]] | None = None
 
     def kernel_pids(self) -> dict[int, str]:
         """Process id -> kernel id for every running kernel with a local process."""
@@ -107,8 +112,13 @@ class KernelAttribution:
             for _, name, _ in fallback
             if name is not None
         }
-        # This server holds every device file open itself (NVML does): it owns no GPU process.
-        holders = processes_holding(set(paths.values()), skip=os.getpid())
+        holders = self._processes_holding(
+            set(paths.values()),
+            (
+                frozenset(owner_of.kernels),
+                frozenset(p["pid"] for _, _, foreign in fallback for p in foreign),
+            ),
+        )
         for device, name, foreign in fallback:
             if name is None:
                 # NVML's ids are not ours and no file tells this device apart: no guess.
@@ -147,6 +157,18 @@ class KernelAttribution:
                     entry["pids"] = sorted({*entry["pids"], *pids})
                     entry["used_memory"] = None
             device["kernels"] = list(kernels.values())
+
+    def _processes_holding(self, paths: set[str], situation: tuple) -> dict[str, set[int]]:
+        """:func:`processes_holding`, reused while the ``situation`` stays the same."""
+        key = (frozenset(paths), situation)
+        now = time.monotonic()
+        cached = self._holders
+        if cached is not None and cached[0] == key and now - cached[1] < HOLDERS_MAX_AGE_SECONDS:
+            return cached[2]
+        # This server holds every device file open itself (NVML does): it owns no GPU process.
+        holders = processes_holding(paths, skip=os.getpid())
+        self._holders = (key, now, holders)
+        return holders
 
 
 class _Owners:
