@@ -396,13 +396,8 @@ async def test_a_watch_answering_410_forever_backs_off_and_logs_once(
 
 async def test_a_hung_api_is_stale_within_stale_after(api, kubeconfig, log_lines):
     log, handler = log_lines
-    inv = KubernetesInventory(
-        kubeconfig=kubeconfig,
-        stale_after_seconds=2.0,
-        probe_interval_seconds=0.5,
-        probe_timeout_seconds=0.5,
-        log=log,
-    )
+    # The probe's interval and timeout default to a third of stale_after_seconds each.
+    inv = KubernetesInventory(kubeconfig=kubeconfig, stale_after_seconds=2.0, log=log)
     await inv.start()
     try:
         assert await inv.wait_synced(10)

@@ -180,23 +180,31 @@ class KubernetesInventory(Inventory):
     )
 
     probe_interval_seconds = Float(
-        3.0,
         config=True,
         help="""Seconds without a word from the API server after which it is probed.
 
         Watches can stay silent for minutes on a quiet cluster, and a hung API server keeps its
         connections open, so silence alone proves nothing: a cheap request (list one node)
         checks that it still answers. Keep this plus `probe_timeout_seconds` below
-        `stale_after_seconds` so that a hung API shows as stale on time. Example: 3.
+        `stale_after_seconds` so that a hung API shows as stale on time. Default: a third of
+        `stale_after_seconds`, at most 3. Example: 3.
         """,
     )
 
+    @default("probe_interval_seconds")
+    def _default_probe_interval(self) -> float:
+        return min(3.0, self.stale_after_seconds / 3)
+
     probe_timeout_seconds = Float(
-        3.0,
         config=True,
         help="""Seconds a probe of the API server (see `probe_interval_seconds`) may take
-        before the API counts as unreachable. Example: 3.""",
+        before the API counts as unreachable. Default: a third of `stale_after_seconds`, at
+        most 3. Example: 3.""",
     )
+
+    @default("probe_timeout_seconds")
+    def _default_probe_timeout(self) -> float:
+        return min(3.0, self.stale_after_seconds / 3)
 
     list_page_size = Int(
         500,
