@@ -1,8 +1,10 @@
 """A real JupyterHub + TkKubeSpawner (real KubeSpawner) + the simulated Kubernetes API.
 
 Forged form posts, deep links and REST calls are refused with HTTP 400 and create no pod; a
-valid submission creates a pod with the right spec; a catalog outage keeps the last good list.
-One hub serves the whole module (starting one takes seconds); tests leave no server running.
+valid submission creates a pod with the right spec; a catalog outage keeps the last good list;
+a deep link from outside the hub opens the filled form instead of starting a server. The
+malformed REST bodies are also sent to a real local hub (tk-local), which starts no process.
+One hub of each kind serves the whole module; tests leave no server running.
 """
 
 from __future__ import annotations
@@ -389,3 +391,56 @@ def test_a_query_without_form_fields_shows_the_form_and_starts_nothing(alice, si
     assert "alert alert-danger" not in html(response)
     assert_no_pods(sim)
     assert alice.server() is None
+
+
+# -- the same on the local hub (share/jupyterhub/local_config.py, fake NVML) ----------------------
+
+
+@pytest.fixture(scope="module")
+def local_hub(tmp_path_factory):
+    from tests.support.local_hub import LocalHub
+
+    named = "c.JupyterHub.allow_named_servers = True\n"
+    with LocalHub(tmp_path_factory.mktemp("local-hub"), extra_config=named) as hub:
+        yield hub
+
+
+def server_processes(hub) -> list:
+    """The hub's single-user server processes (children with a JUPYTERHUB_USER)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(hub.process.pid).children(recursive=True):
+        try:
+            if child.environ().get("JUPYTERHUB_USER"):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("server", ["", "x"], ids=["default server", "named server"])
+@pytest.mark.parametrize(
+    ("user_options", "message"), MALFORMED_REST, ids=[str(m[0]) for m in MALFORMED_REST]
+)
+def test_every_malformed_rest_body_is_a_400_and_no_process_on_the_local_hub(
+    local_hub, server, user_options, message
+):
+    if "profile" in user_options:
+        user_options = {**user_options, "profile": "small"}  # the local config's CPU preset
+        message = message.replace("cpu-basic", "small")
+    user = local_hub.login("alice")
+    path = f"/hub/api/users/alice/servers/{server}" if server else "/hub/api/users/alice/server"
+    body = json.dumps({"user_options": user_options})
+    headers = {"Content-Type": "application/json"}
+    response = user.api("POST", path, data=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["message"]
+    assert server_processes(local_hub) == []
+    model = user.api("GET", "/hub/api/users/alice").json()
+    assert not model["servers"], model["servers"]
+    # Nothing was reserved on the machine either.
+    machine = user.resources()["nodes"][0]
+    assert all(gpu["free"] == gpu["count"] for gpu in machine["gpus"])
+    if server:
+        user.api("DELETE", f"/hub/api/users/alice/servers/{server}", json={"remove": True})
