@@ -132,7 +132,7 @@ export function customImageRefusal(config: FormConfig, value: string): string | 
     registry = normalizeRegistry(parseImageReference(value).registry);
   } catch (error) {
     if (error instanceof ReferenceError) {
-      return `${shown(value)} is not in the image list and not a valid image reference: ${error.message}`;
+      return `${shown(value)} is not in the image list and not a valid image reference: ${error.message}.`;
     }
     throw error;
   }

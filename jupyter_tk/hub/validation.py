@@ -389,7 +389,7 @@ def _image(value: Any, context: ValidationContext) -> tuple[str, str | None, boo
         reference = parse_image_reference(value)
     except ValueError as e:
         raise InvalidOptions(
-            f"{_shown(value)} is not in the image list and not a valid image reference: {e}"
+            f"{_shown(value)} is not in the image list and not a valid image reference: {e}."
         ) from None
     if not rule.allows_registry(reference):
         registries = ", ".join(rule.custom_images.registries)

@@ -280,3 +280,108 @@ def test_the_policy_message_and_cards_that_fill_the_row(browser, cpu_only_hub, s
         screenshot(page, "spawn-form-policy-message", full_page=True, animations="disabled")
     finally:
         context.close()
+
+
+def test_a_custom_image_is_checked_before_submit_in_the_servers_words(
+    browser, cpu_only_hub, screenshot
+):
+    hub, sim = cpu_only_hub
+    context = browser.new_context(viewport={"width": 1440, "height": 1400})
+    page = context.new_page()
+    try:
+        log_in(page, hub)  # alice: custom images from nvcr.io only
+        page.goto(f"{hub.url}/hub/spawn")
+        expect(page.locator("[data-tk-freshness]")).to_contain_text("Free resources as of")
+        page.check("#jp-tk-profile-cpu-basic")
+        page.check("#jp-tk-image-custom")
+        field = page.locator("#jp-tk-custom-image")
+        problems = page.locator("#jp-tk-problems")
+        cases = {
+            "docker.io/library/ubuntu:24.04": "'docker.io/library/ubuntu:24.04' is not in the "
+            "image list, and custom images may only come from nvcr.io (it is on docker.io).",
+            "nvcr.io/UPPER/x": "'nvcr.io/UPPER/x' is not in the image list and not a valid image "
+            "reference: invalid repository 'UPPER/x': the repository must be lowercase.",
+        }
+        for reference, message in cases.items():
+            field.fill(reference)
+            expect(problems).to_have_text(message)
+            assert field.evaluate("f => f.validationMessage") == message
+        screenshot(page, "spawn-form-custom-image-refused", full_page=True, animations="disabled")
+        # The browser does not submit it: the page stays, nothing is started.
+        page.click("#spawn_form button[type=submit]")
+        page.wait_for_timeout(500)
+        assert "/hub/spawn" in page.url and "pending" not in page.url
+        # The server says the same for the same value (its refusal of a forged post).
+        response = hub.login("alice").submit_form(
+            {"profile": "cpu-basic", "image": "", "custom_image": "nvcr.io/UPPER/x"}
+        )
+        assert response.status_code == 400
+        assert cases["nvcr.io/UPPER/x"].replace("'", "&#39;") in response.text
+        field.fill("nvcr.io/nvidia/pytorch:24.05-py3")
+        expect(problems).to_be_empty()
+        assert field.evaluate("f => f.validity.valid")
+        assert sim.pods() == []
+    finally:
+        context.close()
+
+
+def test_a_deep_link_from_another_site_waits_for_the_users_click(browser, cpu_only_hub):
+    import http.server
+    import threading
+
+    hub, sim = cpu_only_hub
+    link = f"{hub.url}/hub/spawn?profile=custom&cpu=1&memory=2Gi&image=tk-jupyter-scipy"
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f'<a id="go" href="{link}">Open a notebook</a>'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=foreign.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        log_in(page, hub)
+        # A page on another site links to the hub: the form opens, filled in; nothing starts.
+        page.goto(f"http://127.0.0.1:{foreign.server_address[1]}/")
+        page.click("#go")
+        page.wait_for_url(re.compile(r"/hub/spawn\?"))
+        expect(page.locator(".jp-tk-status")).to_contain_text(
+            "A link from outside this hub chose these settings"
+        )
+        expect(page.locator("#jp-tk-profile-custom")).to_be_checked()
+        expect(page.locator("#jp-tk-cpu")).to_have_value("1")
+        expect(page.locator("#jp-tk-memory")).to_have_value("2Gi")
+        page.wait_for_timeout(1000)
+        assert sim.pods() == []
+        # The user's click on Start starts it.
+        page.click("#spawn_form button[type=submit]")
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/alice"))
+        pod = sim.wait_for_pod(POD)
+        assert float(pod["spec"]["containers"][0]["resources"]["limits"]["cpu"]) == 1
+        hub.login("alice").stop_server()
+        sim.wait_for_pod(POD, gone=True)
+
+        # The same link on a page of the hub itself starts at once.
+        page.goto(f"{hub.url}/hub/home")
+        page.evaluate(
+            "url => { const a = document.createElement('a'); a.id = 'go'; a.href = url;"
+            " a.textContent = 'go'; document.body.prepend(a); }",
+            link,
+        )
+        page.click("#go")
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/alice|/user/alice"))
+        sim.wait_for_pod(POD)
+    finally:
+        context.close()
+        foreign.shutdown()
+        foreign.server_close()
+        hub.login("alice").stop_server()
+        sim.wait_for_pod(POD, gone=True)
