@@ -293,3 +293,26 @@ def test_an_allocation_survives_a_round_trip_through_json():
 def test_a_bad_reserved_memory_is_refused_when_the_config_loads(value):
     with pytest.raises(TraitError, match="reserved_memory"):
         LocalInventory(reserved_memory=value)
+
+
+def test_the_hub_and_the_server_read_the_same_devices_in_the_same_words(nvml_config):
+    """One NVML module: the local inventory and a server's GPU statistics agree on every device,
+    a lost one included (same placeholder UUID, same message)."""
+    from jupyter_tk.hub.local.gpus import LocalGpuReader
+    from jupyter_tk.server.gpu.stats import GpuStatsReader
+
+    nvml_config([fake_gpu(0), fake_gpu(1, handle_lost=True), fake_mig_gpu(2, instances=2)])
+    hub_reader, server_reader = LocalGpuReader(), GpuStatsReader()
+    try:
+        hub = hub_reader.read()
+        server_reader.open()
+        server = server_reader.read()
+    finally:
+        hub_reader.close()
+        server_reader.close()
+    assert [(d.index, d.uuid, d.parent_uuid, d.error) for d in hub.devices] == [
+        (d["index"], d["uuid"], d["parent_uuid"], d["error"]) for d in server
+    ]
+    lost = hub.devices[1]
+    assert lost.uuid == "GPU-unavailable-1" and lost.error.startswith("GPU is lost")
+    assert hub.driver_version == server_reader.driver_version == "550.54.15"
