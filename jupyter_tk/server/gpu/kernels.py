@@ -153,7 +153,8 @@ class KernelAttribution:
                 if entry is None:
                     kernels[owner] = {"kernel_id": owner, "pids": pids, "used_memory": used}
                 else:
-                    # Also matched by its own id: its listed memory stays, its count is unknown.
+                    # Also matched by its own id here: the unmatched processes may be its too,
+                    # so its total memory is unknown.
                     entry["pids"] = sorted({*entry["pids"], *pids})
                     entry["used_memory"] = None
             device["kernels"] = list(kernels.values())
