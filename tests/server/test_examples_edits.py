@@ -182,6 +182,23 @@ def test_changing_what_the_user_writes_is_an_edit(tmp_path, source, sync, edit):
     assert copy_path(tmp_path, ID).read_bytes() == mine
 
 
+def test_an_old_format_notebook_saved_as_version_4_is_not_edited(tmp_path, source):
+    # JupyterLab upgrades a version 3 notebook (worksheets, heading cells) when it saves it
+    (source / ID).write_bytes(
+        nbformat.writes(
+            nbformat.convert(nbformat.reads(ORIGINAL, as_version=4), 3), version=3
+        ).encode()
+    )
+    sync = make_sync(tmp_path)
+    sync.copy_all()
+    upgraded = nbformat.reads(copy_path(tmp_path, ID).read_bytes(), as_version=4)
+    copy_path(tmp_path, ID).write_bytes(as_run_by_the_user(nbformat.writes(upgraded).encode()))
+    assert b'"worksheets"' not in copy_path(tmp_path, ID).read_bytes()
+    assert statuses(sync)[ID] == "unchanged"
+    copy_path(tmp_path, ID).write_bytes(edited(ORIGINAL, EDITS["a cell removed"]))
+    assert statuses(sync)[ID] == "modified"
+
+
 def test_metadata_only_changes_are_not_edits(tmp_path, sync):
     def metadata_only(nb):
         nb.metadata["tags"] = ["mine"]

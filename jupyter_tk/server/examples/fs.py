@@ -21,6 +21,7 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 # Temporary files are hidden (leading dot: JupyterLab does not list them) and have a shape no
@@ -157,8 +158,11 @@ def copy_to_temp(
     shown_as: str,
     max_bytes: int,
     fsync: bool,
+    on_chunk: Callable[[memoryview], None] | None = None,
 ) -> TempCopy:
     """Copy a source file into a new hidden temp file of the destination folder, hashing it.
+
+    ``on_chunk`` sees every chunk copied (the buffer is reused: copy what must be kept).
 
     The copy belongs to the running user and is readable and writable by them whatever the
     source's mode (the examples clone is often read-only); only the executable bit is carried
@@ -186,6 +190,8 @@ def copy_to_temp(
         while written < src_st.st_size and (count := os.readv(src_fd, [buffer])):
             chunk = view[:count]
             digest.update(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
             while chunk:
                 chunk = chunk[os.write(dst_fd, chunk) :]
             written += count

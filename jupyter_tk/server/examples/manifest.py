@@ -2,10 +2,11 @@
 
 Stored as ``<destination>/<image>/.jupyter-tk-manifest.json`` (hidden, written atomically).
 Per example id it keeps the digests of the original the copy was made from (``base``) and, as
-a cache, the copy's digests with its size/mtime/inode; plus a cache of source fingerprint ->
-digests. With both, a re-sync where nothing changed compares fingerprints only and reads no
-file. Each digest pair is the bytes' SHA-256 and the edit digest (see edits.py); the edit
-digest is stored only where it differs from the bytes' (notebooks that parse).
+a cache, the copy's digests (only where they differ from ``base``) with its size/mtime/inode;
+plus a cache of source fingerprint -> digests. With both, a re-sync where nothing changed
+compares fingerprints only and reads no file. Each digest pair is the bytes' SHA-256 and the
+edit digest (see edits.py); the edit digest is stored only where it differs from the bytes'
+(notebooks that parse).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class Manifest:
             "copies": {
                 item_id: {
                     **_digests_json(r.base, "base", "base_edit"),
-                    **_digests_json(r.copy, "digest", "edit"),
+                    # Most copies are the original byte for byte: then no second pair is stored
+                    **({} if r.copy == r.base else _digests_json(r.copy, "digest", "edit")),
                     **r.fingerprint._asdict(),
                 }
                 for item_id, r in self.copies.items()
@@ -100,7 +102,7 @@ class Manifest:
                 copy = None
             else:
                 base = _digests(entry, "base", "base_edit", unknown_edit=True)
-                copy = _digests(entry, "digest", "edit")
+                copy = _digests(entry, "digest", "edit") if "digest" in entry else base
             if fp and base:
                 manifest.copies[item_id] = CopyRecord(base, copy, fp)
         for item_id, entry in _entries(document, "sources"):

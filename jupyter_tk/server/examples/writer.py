@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from jupyter_tk.server.examples.edits import Digests, is_notebook, read_digests
+from jupyter_tk.server.examples.edits import Digests, cells_digest, is_notebook
 from jupyter_tk.server.examples.fs import (
     ChangedError,
     TempCopy,
@@ -324,23 +324,30 @@ class BatchWriter:
 
 
 def _copy_to_temp(job: Job, src_fd: int, dst_fd: int, *, max_bytes: int, fsync: bool):
-    """Copy a job's source to a temp file and work out the copy's digests (in a pool thread)."""
+    """Copy a job's source to a temp file and work out the copy's digests (in a pool thread).
+
+    A notebook's bytes are kept while they stream by, so its cells are read without reading
+    the file a second time.
+    """
     entry = job.entry
+    notebook = is_notebook(entry.id)
+    chunks: list[bytes] = []
     temp = copy_to_temp(
-        src_fd, entry.parts[-1], dst_fd, shown_as=entry.id, max_bytes=max_bytes, fsync=fsync
+        src_fd,
+        entry.parts[-1],
+        dst_fd,
+        shown_as=entry.id,
+        max_bytes=max_bytes,
+        fsync=fsync,
+        on_chunk=(lambda chunk: chunks.append(bytes(chunk))) if notebook else None,
     )
     scanned = entry.source_digests
-    try:
-        if not is_notebook(entry.parts[-1]):
-            job.copied = Digests(temp.digest, temp.digest)
-        elif scanned is not None and scanned.content == temp.digest:
-            job.copied = scanned
-        else:  # new (never read) or changed since the scan: read the cells of what was copied
-            job.copied = read_digests(dst_fd, temp.temp_name, entry.id)[0]
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp.temp_name, dir_fd=dst_fd)
-        raise
+    if scanned is not None and scanned.content == temp.digest:
+        job.copied = scanned
+    elif notebook:
+        job.copied = Digests(temp.digest, cells_digest(b"".join(chunks)) or temp.digest)
+    else:
+        job.copied = Digests(temp.digest, temp.digest)
     return temp
 
 
