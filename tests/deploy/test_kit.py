@@ -155,8 +155,8 @@ def _hub_pod_from_values(hub: dict) -> dict:
 def test_values_embedded_objects_validate_and_secrets_come_from_a_secret():
     hub = values()["hub"]
     assert_valid_kubernetes(_hub_pod_from_values(hub))
-    secret = hub["extraEnv"]["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
-    assert secret == {"name": "jupyter-tk-oauth", "key": "client-secret"}
+    secret = hub["extraEnv"]["JUPYTER_TK_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "jupyterhub-oidc", "key": "client-secret"}
     text = VALUES.read_text()
     assert not re.search(
         r"(?i)^\s*(client_secret|password|cookie_secret|secretToken)\s*:", text, re.M
@@ -165,17 +165,20 @@ def test_values_embedded_objects_validate_and_secrets_come_from_a_secret():
     assert hub["extraEnv"]["JUPYTER_TK_POLICY"].rsplit("/", 1)[0] in mounted
 
 
-def test_values_choose_jupyter_tk_storage_groups_and_culling():
+def test_values_choose_jupyter_tk_storage_sign_in_and_one_culler():
     config = values()
     assert config["singleuser"]["storage"]["type"] == "none"
-    oauth = config["hub"]["config"]["GenericOAuthenticator"]
-    assert oauth["claim_groups_key"] and oauth["manage_groups"] is True
-    assert config["hub"]["config"]["JupyterHub"]["authenticator_class"] == "generic-oauth"
-    assert config["cull"]["enabled"] is True and config["cull"]["timeout"] > 0
-    extra = "\n".join(config["hub"]["extraConfig"].values())
-    assert "kubernetes_config.py" in extra and "storage" in extra
-    for path in re.findall(r'"(kubernetes_config\.py|thinkube\.py|university\.py)"', extra):
-        assert list((REPO / "share" / "jupyterhub").rglob(path))
+    env = config["hub"]["extraEnv"]
+    assert env["JUPYTER_TK_OIDC_PROVIDER"] in ("keycloak", "authentik")
+    # The shipped config runs the cullers; the chart's own would be a second one.
+    assert config["cull"]["enabled"] is False
+    assert int(env["JUPYTER_TK_IDLE_TIMEOUT"]) > int(env["JUPYTER_TK_GPU_IDLE_TIMEOUT"]) > 0
+    code = "\n".join(config["hub"]["extraConfig"].values())
+    extra = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith("#"))
+    loaded = re.findall(r'"([a-z_]+\.py)"', extra)
+    assert loaded == ["kubernetes_config.py", "thinkube.py"]
+    for name in loaded:
+        assert list((REPO / "share" / "jupyterhub").rglob(name))
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
