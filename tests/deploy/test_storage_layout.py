@@ -8,6 +8,9 @@ would be sent.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from traitlets import TraitError
@@ -15,6 +18,7 @@ from traitlets.config import Config
 
 from jupyter_tk.hub.kubernetes.storage import (
     INIT_CONTAINER_NAME,
+    INIT_MOUNT_ROOT,
     STORAGE_ENV,
     USER_DIR_ENV,
     StorageLayout,
@@ -141,6 +145,33 @@ async def test_a_user_name_never_leaves_its_folder(make_spawner, username):
     script = init_container(pod)["command"][2]
     mkdirs = [line for line in script.splitlines() if line.startswith("mkdir -p -- /tk-storage/")]
     assert len(mkdirs) == 1 and mkdirs[0].endswith(f"/{user_dir}")
+
+
+def run_init_container(pod: dict, mounts: Path) -> None:
+    """Run the init container's script with real sh, its volumes as folders under ``mounts``."""
+    init = init_container(pod)
+    for mount in init["volumeMounts"]:
+        (mounts / mount["name"]).mkdir(parents=True)
+    script = init["command"][2].replace(INIT_MOUNT_ROOT, str(mounts))
+    env = {"PATH": os.environ["PATH"], "HOME": str(mounts.parent)}
+    subprocess.run([*init["command"][:2], script], check=True, timeout=30, env=env)
+
+
+@pytest.mark.parametrize("username", ["bob", "../x", "..", "Zoë ünïcødé", "x\ny; touch ~/owned"])
+async def test_the_init_script_makes_only_the_users_folder_and_the_link(
+    make_spawner, username, tmp_path
+):
+    pod = await pod_manifest(make_spawner("university", username), OPTIONS)
+    by_path = mounts(notebook(pod))
+    persist, home = by_path[f"{HOME}/Persist"]["name"], by_path[HOME]["name"]
+    area = tmp_path / "init"
+    run_init_container(pod, area / "mounts")
+    user_dir = env(notebook(pod))[USER_DIR_ENV]
+    assert [p.name for p in (area / "mounts" / persist).iterdir()] == [user_dir]
+    assert (area / "mounts" / persist / user_dir).is_dir()
+    assert os.readlink(area / "mounts" / home / "Save") == "Persist"
+    assert sorted(p.name for p in area.iterdir()) == ["mounts"]  # nothing written elsewhere
+    assert sorted(p.name for p in (area / "mounts").iterdir()) == sorted([persist, home])
 
 
 @pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "", "Alice", "-x", "x-"])
