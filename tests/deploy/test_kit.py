@@ -4,6 +4,7 @@ no secret and reference what the kit ships."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -212,3 +213,30 @@ def test_notebook_images_carry_the_labels_the_catalog_reads():
         and '"jupyter-tk[hub]==' in hub
         and "oauthenticator" in hub
     )
+
+
+@pytest.mark.parametrize("flavour", ["scipy", "ml-cpu", "ml-gpu"])
+def test_an_image_gets_its_examples_whatever_the_catalog_calls_it(flavour, tmp_path):
+    """The server config the Dockerfile writes, read by the real ExamplesSync over the
+    shipped examples: the categories apply to any image name."""
+    from traitlets.config import Config
+
+    from jupyter_tk.server.examples.sync import ExamplesSync
+
+    text = (IMAGES / flavour / "Dockerfile").read_text()
+    document = json.loads(re.search(r"printf '(\{.*\})\\n'", text).group(1))
+    sync = ExamplesSync(
+        config=Config(document),
+        source_dir=str(REPO / "share" / "examples"),
+        destination_dir=str(tmp_path / "examples"),
+        root_dir=str(tmp_path),
+        image_name="site-chosen-name",
+        sync_on_start=False,
+    )
+    try:
+        listing = sync.list_examples()
+    finally:
+        sync.close()
+    wanted = ["common"] if flavour == "scipy" else ["common", flavour]
+    assert listing["categories"] == wanted
+    assert {item["category"] for item in listing["items"]} == set(wanted)
