@@ -333,6 +333,8 @@ class StorageLayout(LoggingConfigurable):
                         "runAsNonRoot": True,
                         "allowPrivilegeEscalation": False,
                         "capabilities": {"drop": ["ALL"]},
+                        # Allowed in namespaces that enforce the "restricted" Pod Security level.
+                        "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "resources": {
                         "requests": {"cpu": "10m", "memory": "16Mi"},
