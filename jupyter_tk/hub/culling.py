@@ -114,11 +114,13 @@ def _idle_since(user_name: str, spawner) -> float:
     return max(started, reported)
 
 
-class ActivityHandler(APIHandler):
-    """POST: a server reports its work and gets its notice. GET: every GPU server's notice."""
-
+class _GpuIdleHandler(APIHandler):
     def initialize(self, rule: GpuIdleRule) -> None:
         self.rule = rule
+
+
+class WorkReportHandler(_GpuIdleHandler):
+    """POST /hub/api/tk/activity/<user>[/<server>]: a server reports its work, gets its notice."""
 
     @needs_scope("users:activity")
     async def post(self, user_name: str, server_name: str = "") -> None:
@@ -132,26 +134,34 @@ class ActivityHandler(APIHandler):
         if not 0 <= idle_seconds < 10 * 365 * 86400:
             raise web.HTTPError(400, "idle_seconds must be between 0 and ten years")
         user = self.find_user(user_name)
-        if user is None or server_name not in user.spawners:
-            raise web.HTTPError(404, f"No server {server_name!r} for user {user_name!r}")
-        spawner = user.spawners[server_name]
+        spawner = user.spawners.get(server_name) if user is not None else None
+        if spawner is None or not spawner.active:
+            raise web.HTTPError(404, f"No running server {server_name!r} for user {user_name!r}")
         now = time.time()
         _last_work[(user.name, server_name)] = now - idle_seconds
-        self.write(self._notice(user.name, spawner, now))
-
-    def _notice(self, user_name: str, spawner, now: float) -> dict:
         notice = {"report_seconds": self.rule.report_seconds, "gpu_idle": None}
-        if spawner.active and _gpu_count(spawner) > 0:
-            notice["gpu_idle"] = self.rule.deadline(_idle_since(user_name, spawner), now)
-        return notice
+        if _gpu_count(spawner) > 0:
+            notice["gpu_idle"] = self.rule.deadline(_idle_since(user.name, spawner), now)
+        self.write(notice)
 
-    @needs_scope("list:users")
+
+class GpuIdleListHandler(_GpuIdleHandler):
+    """GET /hub/api/tk/activity: the notice of every running GPU server the caller may see."""
+
+    @needs_scope("list:users", "read:servers")
     async def get(self) -> None:
+        # Filtered scopes (a user's own) see only their own servers.
+        may_list = self.get_scope_filter("list:users")
+        may_read = self.get_scope_filter("read:servers")
         now = time.time()
         servers = []
         for user in list(self.users.values()):
+            if not may_list(user.orm_user, kind="user"):
+                continue
             for name, spawner in list(user.spawners.items()):
                 if not spawner.ready or _gpu_count(spawner) == 0:
+                    continue
+                if not may_read(spawner.orm_spawner, kind="server"):
                     continue
                 notice = self.rule.deadline(_idle_since(user.name, spawner), now)
                 servers.append(
@@ -163,8 +173,8 @@ class ActivityHandler(APIHandler):
 def gpu_idle_handlers(rule: GpuIdleRule) -> list[tuple]:
     """Routes for `add_hub_routes` (paths relative to the hub prefix)."""
     return [
-        (ACTIVITY_ROUTE, ActivityHandler, {"rule": rule}),
-        (ACTIVITY_ROUTE + r"/([^/]+)/?([^/]*)", ActivityHandler, {"rule": rule}),
+        (ACTIVITY_ROUTE, GpuIdleListHandler, {"rule": rule}),
+        (ACTIVITY_ROUTE + r"/([^/]+)/?([^/]*)", WorkReportHandler, {"rule": rule}),
     ]
 
 
