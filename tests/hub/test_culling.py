@@ -120,7 +120,8 @@ def test_an_idle_gpu_server_is_warned_then_stopped_and_gives_its_gpu_back(hub):
     wait_for(lambda: alice.server() is None, GPU_IDLE_TIMEOUT + 15, "alice's server not stopped")
     wait_for(lambda: not psutil.pid_exists(server_pid), 30, "alice's server process still runs")
     assert gpu_holders(alice)[held[0]] == []
-    assert alice.resources()["nodes"][0]["requested"].get("cpu", 0) == 0
+    requested = alice.resources()["nodes"][0]["requested"]
+    assert requested.get("cpu", 0) == 0 and requested.get("memory", 0) == 0, requested
     log = hub.log_path.read_text()
     assert "[gpu-idle-culler] Stopping alice/: holds 1 GPU(s) and did no work" in log
 

@@ -166,4 +166,7 @@ def test_an_idle_gpu_pod_is_deleted_and_the_picker_shows_its_gpu_free(cluster):
     sim.wait_for_pod(POD, gone=True, timeout=30)
     wait_for(lambda: gpu_free(alice) == free_before, 30, "the picker still counts the GPU")
     assert time.monotonic() - started < TIMEOUT + 30
-    assert "[gpu-idle-culler] Stopping alice/" in hub.log_path.read_text()
+    log = hub.log_path.read_text()
+    assert "[gpu-idle-culler] Stopping alice/" in log
+    # The general idle culler runs beside it, with the role that lets it list servers
+    assert "200 GET /hub/api/users?state=[secret] (idle-culler@127.0.0.1)" in log
