@@ -195,12 +195,19 @@ def test_a_changed_group_takes_effect_at_the_next_login(page, local_sso):
     open_form(page, local_sso)
     expect_gpu_presets(page)
 
-    # And taking the group away takes the GPUs away at the next sign-in
+    # And the admin group makes him admin at the next sign-in
+    local_sso.provider.set_groups("ben", ["students", "cpsHPCAccess", "jupyter_admin"])
+    sign_out(page, local_sso)
+    sign_in(page, local_sso, "ben", "Keycloak")
+    expect_admin(page, local_sso, True)
+
+    # And taking the groups away takes the GPUs and admin away at the next sign-in
     local_sso.provider.set_groups("ben", ["students"])
     sign_out(page, local_sso)
     sign_in(page, local_sso, "ben", "Keycloak")
     open_form(page, local_sso)
     expect_cpu_only_with_note(page)
+    expect_admin(page, local_sso, False)
 
 
 def test_a_wrong_password_at_the_provider_does_not_sign_in(page, local_sso):
