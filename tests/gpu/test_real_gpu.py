@@ -58,6 +58,7 @@ WORKLOAD = f"""
 import threading, torch
 held = torch.empty({WORKLOAD_BYTES}, dtype=torch.uint8, device="cuda")
 a = torch.randn(4096, 4096, device="cuda")
+(a @ a).sum().item()  # cuBLAS's workspace is allocated now, not while the test compares
 stop = threading.Event()
 def busy():
     while not stop.is_set():
@@ -193,7 +194,8 @@ def test_a_kernels_cuda_process_carries_its_kernel_id_and_matches_nvidia_smi(ser
         snapshot = server.gpus()
         device = next(d for d in snapshot["devices"] if d["uuid"] == uuid)
         mine = [p for p in device["processes"] if p["pid"] == pid]
-        return device if mine and mine[0]["used_memory"] else None
+        # The sampler's figure may predate the workload's allocation: wait for a fresh one.
+        return device if mine and (mine[0]["used_memory"] or 0) >= WORKLOAD_BYTES else None
 
     deadline = time.monotonic() + 30
     while (device := listed()) is None:
@@ -205,9 +207,24 @@ def test_a_kernels_cuda_process_carries_its_kernel_id_and_matches_nvidia_smi(ser
     assert [k["kernel_id"] for k in device["kernels"]] == [kernel_id]
     assert process["used_memory"] >= WORKLOAD_BYTES
 
-    apps = nvidia_smi("compute-apps", ["pid", "gpu_uuid", "used_memory"])
-    theirs = {int(row["pid"]): row for row in apps if row["gpu_uuid"] == uuid}
-    assert pid in theirs, f"nvidia-smi does not list the kernel {pid}: {apps}"
+    def on_this_gpu() -> dict[int, dict]:
+        apps = nvidia_smi("compute-apps", ["pid", "gpu_uuid", "used_memory"])
+        theirs = {int(row["pid"]): row for row in apps if row["gpu_uuid"] == uuid}
+        assert pid in theirs, f"nvidia-smi does not list the kernel {pid}: {apps}"
+        return theirs
+
+    # The sampler's figure is up to one interval old: compare while the process's memory holds
+    # still, i.e. nvidia-smi reads the same before and after a fresh sample.
+    deadline = time.monotonic() + 30
+    while True:
+        before = on_this_gpu()
+        time.sleep(1.5)
+        device = listed() or device
+        (process,) = [p for p in device["processes"] if p["pid"] == pid]
+        theirs = on_this_gpu()
+        if before[pid]["used_memory"] == theirs[pid]["used_memory"]:
+            break
+        assert time.monotonic() < deadline, "the kernel's GPU memory never held still"
     assert abs(process["used_memory"] / MIB - float(theirs[pid]["used_memory"])) <= 2
     ours = {p["pid"] for p in device["processes"]}
     assert set(theirs) <= ours | {pid}, f"nvidia-smi lists {set(theirs) - ours} that we do not"
