@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+import requests
 import yaml
 from playwright.sync_api import expect
 
@@ -252,3 +254,27 @@ def test_the_login_page_says_when_the_provider_is_down(page, local_sso, screensh
     # The button is still there to try again
     expect(page.get_by_role("button", name="Sign in with Keycloak")).to_be_visible()
     screenshot(page, "oidc-provider-down")
+
+
+def test_a_provider_gone_during_sign_in_gets_the_login_page_not_a_500(kube_sso):
+    # Runs last with this hub: it stops the provider just before the hub redeems the code.
+    # HTTP by hand, as a browser would, because a browser gives no moment between the
+    # provider's redirect to the callback and the callback itself.
+    session = requests.Session()
+    url = f"{kube_sso.url}/hub/oauth_login"
+    while "/interaction/" not in url:  # hub -> provider's authorize -> its sign-in page
+        url = urljoin(url, session.get(url, allow_redirects=False).headers["location"])
+    credentials = {"username": "ana", "password": ACCOUNTS["ana"]["password"]}
+    response = session.post(url, data=credentials, allow_redirects=False, timeout=10)
+    url = urljoin(url, response.headers["location"])
+    while not url.startswith(f"{kube_sso.url}/hub/oauth_callback"):
+        response = session.get(url, allow_redirects=False, timeout=10)
+        url = urljoin(url, response.headers["location"])
+    kube_sso.provider.stop()
+
+    callback = session.get(url, allow_redirects=False, timeout=30)
+    assert callback.status_code == 503
+    assert "Sign-in is unavailable: Authentik (127.0.0.1:" in callback.text
+    assert "Traceback" not in callback.text
+    home = session.get(f"{kube_sso.url}/hub/spawn", allow_redirects=False, timeout=10)
+    assert "/hub/login" in home.headers["location"]  # not signed in
