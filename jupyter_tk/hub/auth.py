@@ -192,6 +192,10 @@ class TkOIDCAuthenticator(GenericOAuthenticator):
         service = html.escape(self.login_service)
         return (
             '<div class="service-login">'
+            # JupyterHub's page script shows this when the hub is served over plain HTTP.
+            '<p id="insecure-login-warning" class="hidden alert alert-warning">'
+            "Warning: JupyterHub seems to be served over an unsecured HTTP connection. "
+            "We strongly recommend enabling HTTPS for JupyterHub.</p>"
             "{% if login_error %}"
             '<p class="login_error alert alert-danger" role="alert">{{ login_error | e }}</p>'
             "{% endif %}"
