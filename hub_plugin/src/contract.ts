@@ -87,6 +87,54 @@ export interface Node {
   driver_version?: string | null;
 }
 
+/** One GPU (or MIG instance) as dcgm-exporter reports it through Prometheus. */
+export interface LiveGpu {
+  uuid: string;
+  /** The GPU's index on its node (the parent's for MIG). */
+  index: number | null;
+  model: string | null;
+  /** A MIG instance's profile, e.g. 1g.10gb; else null. */
+  mig_profile: string | null;
+  /** Percent; null where not reported (MIG). */
+  utilization_gpu: number | null;
+  /** Bytes. */
+  memory_used: number | null;
+  /** Bytes. */
+  memory_total: number | null;
+  /** The pod holding the GPU; null when none does. */
+  pod: string | null;
+  namespace: string | null;
+  /** A pod holds it and it is (nearly) unused. */
+  idle_allocated: boolean;
+  /** What the form shows for this GPU. */
+  text: string;
+}
+
+/** A node's GPUs with live figures, and the texts the form shows for them. */
+export interface LiveNodeGpus {
+  /** For the node list, e.g. 'GPUs 37% busy · 1 idle though allocated'. */
+  summary: string;
+  /** Every GPU of the node, one after the other. */
+  text: string;
+  /** How many GPUs are held by pods and unused. */
+  idle_allocated: number;
+  gpus: LiveGpu[];
+}
+
+/** Live GPU figures from Prometheus (docs/gpu-metrics.md); present when configured. */
+export interface GpuMetricsBlock {
+  source: 'prometheus';
+  /** False until Prometheus first answered. */
+  available: boolean;
+  /** The figures are older than GpuMetrics.stale_after_seconds. */
+  stale: boolean;
+  /** Seconds since the epoch of the last answer. */
+  as_of: number | null;
+  /** Why the figures are unavailable or out of date; else null. */
+  message: string | null;
+  nodes: { [key: string]: LiveNodeGpus };
+}
+
 /** `GET /hub/api/tk/resources`: what every node can run right now. */
 export interface ResourcesSnapshot {
   source: 'kubernetes' | 'local';
@@ -98,6 +146,7 @@ export interface ResourcesSnapshot {
   stale: boolean;
   /** Seconds since the epoch when the data was last known current. */
   as_of: number;
+  gpu_metrics?: GpuMetricsBlock;
   nodes: Node[];
 }
 

@@ -96,6 +96,42 @@ class Node(TypedDict):
     driver_version: NotRequired[Annotated[str | None, "Local: the NVIDIA driver version."]]
 
 
+class LiveGpu(TypedDict):
+    """One GPU (or MIG instance) as dcgm-exporter reports it through Prometheus."""
+
+    uuid: str
+    index: Annotated[int | None, "The GPU's index on its node (the parent's for MIG)."]
+    model: str | None
+    mig_profile: Annotated[str | None, "A MIG instance's profile, e.g. 1g.10gb; else null."]
+    utilization_gpu: Annotated[float | None, "Percent; null where not reported (MIG)."]
+    memory_used: Annotated[int | None, "Bytes."]
+    memory_total: Annotated[int | None, "Bytes."]
+    pod: Annotated[str | None, "The pod holding the GPU; null when none does."]
+    namespace: str | None
+    idle_allocated: Annotated[bool, "A pod holds it and it is (nearly) unused."]
+    text: Annotated[str, "What the form shows for this GPU."]
+
+
+class LiveNodeGpus(TypedDict):
+    """A node's GPUs with live figures, and the texts the form shows for them."""
+
+    summary: Annotated[str, "For the node list, e.g. 'GPUs 37% busy · 1 idle though allocated'."]
+    text: Annotated[str, "Every GPU of the node, one after the other."]
+    idle_allocated: Annotated[int, "How many GPUs are held by pods and unused."]
+    gpus: list[LiveGpu]
+
+
+class GpuMetricsBlock(TypedDict):
+    """Live GPU figures from Prometheus (docs/gpu-metrics.md); present when configured."""
+
+    source: Literal["prometheus"]
+    available: Annotated[bool, "False until Prometheus first answered."]
+    stale: Annotated[bool, "The figures are older than GpuMetrics.stale_after_seconds."]
+    as_of: Annotated[float | None, "Seconds since the epoch of the last answer."]
+    message: Annotated[str | None, "Why the figures are unavailable or out of date; else null."]
+    nodes: dict[str, LiveNodeGpus]
+
+
 class ResourcesSnapshot(TypedDict):
     """``GET /hub/api/tk/resources``: what every node can run right now."""
 
@@ -104,6 +140,7 @@ class ResourcesSnapshot(TypedDict):
     age_seconds: Annotated[float, "Seconds since the data was last known current."]
     stale: Annotated[bool, "True once the source has been unreachable for too long."]
     as_of: Annotated[float, "Seconds since the epoch when the data was last known current."]
+    gpu_metrics: NotRequired[GpuMetricsBlock]
     nodes: list[Node]
 
 

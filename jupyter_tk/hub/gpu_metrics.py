@@ -28,6 +28,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from jupyter_tk.hub.quantities import format_bytes
+
 __all__ = ["METRICS", "GpuMetrics", "parse_dcgm_vector"]
 
 UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
@@ -90,7 +92,7 @@ class GpuMetrics(LoggingConfigurable):
         # can fold the block into its version and ETag.
         self._on_change = on_change
         self._block_json = b"null"
-        self._nodes: dict[str, list[dict]] = {}
+        self._nodes: dict[str, dict] = {}
         self._as_of: float | None = None
         self._error: str | None = None
         self._task: asyncio.Task | None = None
@@ -192,8 +194,10 @@ class GpuMetrics(LoggingConfigurable):
         return self._block_json
 
 
-def parse_dcgm_vector(result: list[dict], idle_percent: float) -> dict[str, list[dict]]:
-    """Prometheus instant-vector samples of the dcgm metrics → GPUs per node.
+def parse_dcgm_vector(result: list[dict], idle_percent: float) -> dict[str, dict]:
+    """Prometheus instant-vector samples of the dcgm metrics → per node its GPUs and the texts
+    the form shows (``summary`` for the node list, ``text`` per GPU), computed here once so the
+    server-rendered form and the browser show the same words.
 
     One GPU (or MIG instance) per (``Hostname``, ``UUID``, ``GPU_I_ID``); the series of its
     three metrics are joined. Series without a ``Hostname`` cannot be placed and are dropped.
@@ -233,7 +237,7 @@ def parse_dcgm_vector(result: list[dict], idle_percent: float) -> dict[str, list
             device["memory_used"] = None if value is None else int(value * _MIB)
         elif name == FB_FREE:
             device["_free"] = None if value is None else int(value * _MIB)
-    nodes: dict[str, list[dict]] = {}
+    gpus_by_node: dict[str, list[dict]] = {}
     for device in devices.values():
         free = device.pop("_free")
         host = device.pop("_host")
@@ -243,10 +247,47 @@ def parse_dcgm_vector(result: list[dict], idle_percent: float) -> dict[str, list
         device["idle_allocated"] = bool(
             device["pod"] and utilization is not None and utilization <= idle_percent
         )
-        nodes.setdefault(host, []).append(device)
-    for gpus in nodes.values():
+        gpus_by_node.setdefault(host, []).append(device)
+    nodes = {}
+    for host, gpus in sorted(gpus_by_node.items()):
         gpus.sort(key=lambda d: (d["index"] if d["index"] is not None else 1 << 30, d["uuid"]))
+        for device in gpus:
+            device["text"] = _device_text(device)
+        nodes[host] = {
+            "summary": _summary(gpus),
+            "text": "; ".join(d["text"] for d in gpus),
+            "idle_allocated": sum(d["idle_allocated"] for d in gpus),
+            "gpus": gpus,
+        }
     return nodes
+
+
+def _device_text(device: dict) -> str:
+    """ "GPU 0: 73% busy, 10 GiB of 40 GiB used, held by ml/train" (words say idle and free)."""
+    name = f"GPU {device['index'] if device['index'] is not None else '?'}"
+    if device["mig_profile"]:
+        name += f" {device['mig_profile']}"
+    utilization = device["utilization_gpu"]
+    parts = ["busy: not reported" if utilization is None else f"{utilization:g}% busy"]
+    if device["memory_used"] is not None and device["memory_total"]:
+        used, total = format_bytes(device["memory_used"]), format_bytes(device["memory_total"])
+        parts.append(f"{used} of {total} used")
+    if device["pod"]:
+        holder = f"{device['namespace']}/{device['pod']}" if device["namespace"] else device["pod"]
+        parts.append(f"held by {holder}" + (", idle" if device["idle_allocated"] else ""))
+    else:
+        parts.append("not held by a pod")
+    return f"{name}: {', '.join(parts)}"
+
+
+def _summary(gpus: list[dict]) -> str:
+    """ "GPUs 37% busy · 1 idle though allocated" for the node list."""
+    busy = [d["utilization_gpu"] for d in gpus if d["utilization_gpu"] is not None]
+    parts = [f"GPUs {sum(busy) / len(busy):.0f}% busy" if busy else "GPU use not reported"]
+    idle = sum(d["idle_allocated"] for d in gpus)
+    if idle:
+        parts.append(f"{idle} idle though allocated")
+    return " · ".join(parts)
 
 
 def _number(value: Any) -> float | None:

@@ -14,9 +14,11 @@ import time
 
 import pytest
 
+from jupyter_tk.hub.contract import ResourcesSnapshot
 from jupyter_tk.hub.gpu_metrics import GpuMetrics, parse_dcgm_vector
 from tests.fakes.clusters import make_cluster
 from tests.fakes.dcgm_exporter import devices_for_cluster
+from tests.support.contract import contract_errors
 from tests.support.kube_hub import kube_hub_with_catalog
 from tests.support.prometheus import DcgmExporterProcess, PrometheusProcess
 
@@ -50,7 +52,8 @@ async def test_figures_per_node_and_gpu_with_the_pod_that_holds_it(prometheus):
     assert block["stale"] is False
     assert block["message"] is None
     assert list(block["nodes"]) == ["gpu-1"]
-    held, free = block["nodes"]["gpu-1"]
+    node = block["nodes"]["gpu-1"]
+    held, free = node["gpus"]
     # "train" holds one of gpu-1's two A100s (40960 MiB each, a quarter of it in use).
     assert (held["index"], held["pod"], held["namespace"]) == (0, "train", "ml")
     assert held["utilization_gpu"] == 73.0
@@ -61,6 +64,10 @@ async def test_figures_per_node_and_gpu_with_the_pod_that_holds_it(prometheus):
     assert (free["index"], free["pod"], free["utilization_gpu"]) == (1, None, 0.0)
     assert free["idle_allocated"] is False  # free, not allocated
     assert metrics.queries_sent == 1
+    assert held["text"] == "GPU 0: 73% busy, 10 GiB of 40 GiB used, held by ml/train"
+    assert free["text"] == "GPU 1: 0% busy, 0 B of 40 GiB used, not held by a pod"
+    assert node["summary"] == "GPUs 36% busy"
+    assert node["idle_allocated"] == 0
 
 
 async def test_an_allocated_gpu_without_work_is_marked_idle(prometheus, exporter, cluster):
@@ -69,9 +76,12 @@ async def test_an_allocated_gpu_without_work_is_marked_idle(prometheus, exporter
         prometheus.wait_for_series('DCGM_FI_DEV_GPU_UTIL{pod="train"} == 0')
         metrics = GpuMetrics(prometheus_url=prometheus.url)
         await metrics.refresh()
-        held = metrics.block()["nodes"]["gpu-1"][0]
+        node = metrics.block()["nodes"]["gpu-1"]
+        held = node["gpus"][0]
         assert held["pod"] == "train"
         assert held["idle_allocated"] is True
+        assert held["text"].endswith("held by ml/train, idle")
+        assert node["summary"] == "GPUs 0% busy · 1 idle though allocated"
     finally:
         exporter.set_devices(devices_for_cluster(cluster, utilization=73.0))
 
@@ -137,7 +147,7 @@ def test_sample_values_that_are_not_finite_numbers_become_null(value, expected):
     nodes = parse_dcgm_vector(
         [sample("DCGM_FI_DEV_GPU_UTIL", value, Hostname="n", UUID="GPU-1", gpu="0")], 5
     )
-    assert nodes["n"][0]["utilization_gpu"] == expected
+    assert nodes["n"]["gpus"][0]["utilization_gpu"] == expected
 
 
 def test_series_without_a_node_are_dropped_and_mig_instances_kept_apart():
@@ -152,7 +162,7 @@ def test_series_without_a_node_are_dropped_and_mig_instances_kept_apart():
         5,
     )
     assert list(nodes) == ["a100"]
-    first, second = nodes["a100"]
+    first, second = nodes["a100"]["gpus"]
     assert (first["mig_profile"], first["memory_used"], first["memory_total"]) == (
         "1g.10gb",
         100 * MIB,
@@ -190,10 +200,11 @@ def test_the_resources_endpoint_carries_live_figures_and_survives_prometheus(
             return block if block.get("available") and not block.get("stale") else None
 
         block = wait_for(live)
+        assert contract_errors(alice.resources(), ResourcesSnapshot) == []
         assert block["source"] == "prometheus"
         gpus = block["nodes"]["gpu-1"]
-        assert [g["pod"] for g in gpus] == ["train", None]
-        assert gpus[0]["utilization_gpu"] == 73.0
+        assert [g["pod"] for g in gpus["gpus"]] == ["train", None]
+        assert gpus["gpus"][0]["utilization_gpu"] == 73.0
         etag = alice.api("GET", "/hub/api/tk/resources").headers["ETag"]
 
         prometheus.stop()
