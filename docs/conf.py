@@ -4,7 +4,7 @@ from jupyter_tk import __version__
 
 project = "jupyter-tk"
 author = "jupyter-tk contributors"
-copyright = "2026, jupyter-tk contributors"  # noqa: A001 (Sphinx's name)
+copyright = "2026, jupyter-tk contributors"
 release = __version__
 version = __version__
 

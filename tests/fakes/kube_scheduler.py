@@ -7,7 +7,8 @@
   `metadata.name`, NodeResourcesFit incl. pod count), returning a node name or a
   kubectl-like message such as `0/3 nodes are available: 3 Insufficient nvidia.com/gpu.`
 
-Resource arithmetic comes from `jupyter_tk.hub.inventory.model` and `jupyter_tk.hub.quantities`, which has its own table tests.
+Resource arithmetic comes from `jupyter_tk.hub.inventory.model` and `jupyter_tk.hub.quantities`,
+which have their own table tests.
 """
 
 from __future__ import annotations
