@@ -5,7 +5,14 @@
  * the shared cases in `tests/vectors/form_rules.json`: the same inputs, the same texts.
  */
 import { fnmatchcase } from './glob.ts';
-import { gpuNotes, gpuUseLines, memoryNotes, type GpuUseLine } from './notes.ts';
+import {
+  gpuNotes,
+  gpuUseLines,
+  liveGpuLines,
+  liveNodeLabel,
+  memoryNotes,
+  type GpuUseLine
+} from './notes.ts';
 import {
   gpuAbsence,
   gpuKindLabel,
@@ -63,6 +70,8 @@ export interface Evaluation {
   gpuNotes: string[];
   /** Live use of each GPU, per kind, where the inventory knows it (empty on Kubernetes). */
   gpuUse: GpuUseLine[];
+  /** Live use of the chosen node's GPUs from Prometheus, and why it is missing or old. */
+  liveGpus: GpuUseLine[];
   summary: string;
   /** What the server would refuse the submission for, word for word (at most one). */
   problems: string[];
@@ -179,7 +188,7 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
     const reason = request ? unfit(node, request) : null;
     return {
       name: node.name,
-      label: nodeLabel(node),
+      label: liveNodeLabel(nodeLabel(node), node.name, snapshot.gpu_metrics),
       reason,
       // The selected node stays enabled: a disabled option would not be submitted.
       disabled: reason !== null && node.name !== choice.node
@@ -241,6 +250,7 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
     memoryNotes: memoryNotes(candidates),
     gpuNotes: gpuNotes(nodes),
     gpuUse: gpuUseLines(ready),
+    liveGpus: liveGpuLines(selected ? selected.name : null, snapshot.gpu_metrics),
     summary: request
       ? describeRequest(request, selected ? selected.name : '', imageText(config, choice))
       : 'Fix the size below to see what will be requested.',

@@ -7,6 +7,7 @@ import { customLimitsText, evaluate, freshnessText, type Evaluation } from './ev
 import type { Choice, FormConfig, Snapshot } from './types.ts';
 import { formatCores, formatMemoryQuantity } from './units.ts';
 import { customImageRefusal } from './validate.ts';
+import type { GpuUseLine } from './notes.ts';
 
 function field<T extends Element>(root: ParentNode, selector: string): T | null {
   return root.querySelector<T>(selector);
@@ -253,17 +254,23 @@ export class SpawnForm {
     );
     setText(field<HTMLElement>(this.root, '[data-tk-memory-note]'), result.memoryNotes.join(' '));
     setText(field<HTMLElement>(this.root, '[data-tk-gpu-note]'), result.gpuNotes.join(' '));
-    const list = field<HTMLElement>(this.root, '[data-tk-gpu-use]');
+    this.renderLines('[data-tk-gpu-use]', result.gpuUse);
+    this.renderLines('[data-tk-live-gpus]', result.liveGpus);
+  }
+
+  /** A list of lines (GPU use), keeping its items so assistive technology hears only changes. */
+  private renderLines(selector: string, lines: GpuUseLine[]): void {
+    const list = field<HTMLElement>(this.root, selector);
     if (!list) {
       return;
     }
     const items = Array.from(list.children) as HTMLElement[];
     const same =
-      items.length === result.gpuUse.length &&
-      items.every((item, i) => item.dataset.tkResource === result.gpuUse[i].resource);
+      items.length === lines.length &&
+      items.every((item, i) => item.dataset.tkResource === lines[i].resource);
     if (!same) {
       list.replaceChildren(
-        ...result.gpuUse.map(line => {
+        ...lines.map(line => {
           const item = document.createElement('li');
           item.dataset.tkResource = line.resource;
           return item;
@@ -272,7 +279,7 @@ export class SpawnForm {
     }
     // Rewrite only changed text, so assistive technology is not made to re-read the list.
     Array.from(list.children).forEach((item, i) => {
-      setText(item as HTMLElement, result.gpuUse[i].text);
+      setText(item as HTMLElement, lines[i].text);
     });
   }
 

@@ -4,6 +4,7 @@
  * them (Kubernetes) add nothing; there `devices` is a number, the GPUs behind the resource.
  * Mirrors `jupyter_tk/hub/node_notes.py`; `tests/vectors/form_rules.json` checks both.
  */
+import type { GpuMetricsBlock } from './contract.ts';
 import type { GpuDevice, GpuInfo, NodeInfo } from './types.ts';
 import { formatBytes } from './units.ts';
 
@@ -89,4 +90,34 @@ export function gpuUseLines(nodes: NodeInfo[]): GpuUseLine[] {
     const where = severalNodes ? `${node.name} · ` : '';
     return { resource: gpu.resource, text: `${where}${gpu.resource} — ${described.join('; ')}` };
   });
+}
+
+/** A node's list label with its live GPU summary from Prometheus, when there is one. */
+export function liveNodeLabel(
+  label: string,
+  name: string,
+  gpuMetrics: GpuMetricsBlock | null | undefined
+): string {
+  const live = gpuMetrics?.nodes?.[name];
+  return live ? `${label} · ${live.summary}` : label;
+}
+
+/** Live per-GPU use of the chosen node (the server words it), and why the figures are
+ *  missing or old; nothing without a Prometheus source. */
+export function liveGpuLines(
+  selected: string | null,
+  gpuMetrics: GpuMetricsBlock | null | undefined
+): GpuUseLine[] {
+  if (!gpuMetrics) {
+    return [];
+  }
+  const lines: GpuUseLine[] = [];
+  if (gpuMetrics.message) {
+    lines.push({ resource: 'live', text: gpuMetrics.message });
+  }
+  const live = selected ? gpuMetrics.nodes?.[selected] : undefined;
+  if (live) {
+    lines.push({ resource: 'live', text: `${selected} GPUs right now — ${live.text}` });
+  }
+  return lines;
 }

@@ -14,7 +14,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jupyter_tk.hub.node_notes import gpu_notes, gpu_use_lines, memory_advisory, memory_notes
+from jupyter_tk.hub.node_notes import (
+    gpu_notes,
+    gpu_use_lines,
+    live_gpu_lines,
+    live_node_label,
+    memory_advisory,
+    memory_notes,
+)
 from jupyter_tk.hub.placement import (
     GpuKind,
     ResourceRequest,
@@ -204,12 +211,14 @@ def build_form_view(
 
     unfit = checker(request)
     reasons = [unfit(node) for node in nodes]
+    # Live GPU use from Prometheus, worded by the server (absent without that source).
+    gpu_metrics = snapshot.get("gpu_metrics")
     node_rows = []
     for node, reason in zip(nodes, reasons, strict=True):
         node_rows.append(
             {
                 "name": node["name"],
-                "label": node_label(node),
+                "label": live_node_label(node_label(node), node["name"], gpu_metrics),
                 "reason": reason,
                 "selected": node["name"] == chosen.node,
                 # Only nodes that can take nothing at all are disabled here: without JavaScript
@@ -302,6 +311,7 @@ def build_form_view(
         },
         "gpu_kinds": kind_rows,
         "gpu_use": gpu_use_lines(ready),
+        "live_gpus": live_gpu_lines(chosen.node or None, gpu_metrics),
         "gpu_count": {
             "value": request.gpu_count if request.wants_gpu else chosen.gpu_count,
             "max": bounds["gpus"],

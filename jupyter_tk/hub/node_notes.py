@@ -13,7 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from jupyter_tk.hub.quantities import format_bytes
 
-__all__ = ["gpu_notes", "gpu_use_lines", "memory_advisory", "memory_notes"]
+__all__ = [
+    "gpu_notes",
+    "gpu_use_lines",
+    "live_gpu_lines",
+    "live_node_label",
+    "memory_advisory",
+    "memory_notes",
+]
 
 _DEFAULT_MEMORY_NOTE = "Memory limits are advisory on this node: a server may use more."
 
@@ -107,4 +114,24 @@ def gpu_use_lines(nodes: Sequence[Mapping]) -> list[dict]:
                 "text": f"{where}{gpu['resource']} — {'; '.join(described)}",
             }
         )
+    return lines
+
+
+def live_node_label(label: str, name: str, gpu_metrics: Mapping | None) -> str:
+    """A node's list label with its live GPU summary from Prometheus, when there is one."""
+    live = ((gpu_metrics or {}).get("nodes") or {}).get(name)
+    return f"{label} · {live['summary']}" if live else label
+
+
+def live_gpu_lines(selected: str | None, gpu_metrics: Mapping | None) -> list[dict]:
+    """Live per-GPU use of the chosen node (the server words it: ``gpu_metrics.py``), and why
+    the figures are missing or old; nothing without a Prometheus source."""
+    if not gpu_metrics:
+        return []
+    lines = []
+    if gpu_metrics.get("message"):
+        lines.append({"resource": "live", "text": gpu_metrics["message"]})
+    live = (gpu_metrics.get("nodes") or {}).get(selected) if selected else None
+    if live:
+        lines.append({"resource": "live", "text": f"{selected} GPUs right now — {live['text']}"})
     return lines

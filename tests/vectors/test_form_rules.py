@@ -18,7 +18,13 @@ import pytest
 from jupyter_tk.hub.form import parse_form, submitted_choice
 from jupyter_tk.hub.form_view import _front_end_config, build_form_view, node_label
 from jupyter_tk.hub.image_reference import normalize_registry, parse_image_reference
-from jupyter_tk.hub.node_notes import gpu_notes, gpu_use_lines, memory_notes
+from jupyter_tk.hub.node_notes import (
+    gpu_notes,
+    gpu_use_lines,
+    live_gpu_lines,
+    live_node_label,
+    memory_notes,
+)
 from jupyter_tk.hub.placement import (
     ResourceRequest,
     gpu_absence,
@@ -232,6 +238,16 @@ def test_gpu_notes(case):
 @pytest.mark.parametrize("case", NOTES["gpu_use_lines"])
 def test_gpu_use_lines(case):
     assert gpu_use_lines(case["nodes"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", NOTES["live_node_label"])
+def test_live_node_label(case):
+    assert live_node_label(case["label"], case["name"], case["gpu_metrics"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", NOTES["live_gpu_lines"])
+def test_live_gpu_lines(case):
+    assert live_gpu_lines(case["selected"], case["gpu_metrics"]) == case["expected"]
 
 
 # -- image references ------------------------------------------------------------------------------
