@@ -207,10 +207,11 @@ class TkSpawnerMixin(LoggingConfigurable):
             ) from None
         inventory = self.tk_inventory
         if inventory not in _waited_for:
-            # Only the first view after hub start waits; while the cluster is unreachable later
+            # Only the views until the first sync after hub start wait (all that arrive together,
+            # so none of them judges an empty cache); while the cluster is unreachable later
             # views render at once from the last (stale) snapshot.
-            _waited_for.add(inventory)
             await inventory.wait_synced(timeout=self.inventory_wait_seconds)
+            _waited_for.add(inventory)
         return ValidationContext(
             rule=rule,
             catalog=catalog,
