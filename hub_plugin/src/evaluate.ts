@@ -6,6 +6,7 @@
  */
 import { fnmatchcase } from './glob.ts';
 import {
+  cpuNotes,
   gpuNotes,
   gpuUseLines,
   liveGpuLines,
@@ -68,6 +69,8 @@ export interface Evaluation {
   memoryNotes: string[];
   /** Why there are no GPUs, where the inventory knows (e.g. no NVML on this machine). */
   gpuNotes: string[];
+  /** What free CPU means where the server may run (the local machine: shared or reserved). */
+  cpuNotes: string[];
   /** Live use of each GPU, per kind, where the inventory knows it (empty on Kubernetes). */
   gpuUse: GpuUseLine[];
   /** Live use of the chosen node's GPUs from Prometheus, and why it is missing or old. */
@@ -249,6 +252,7 @@ export function evaluate(config: FormConfig, snapshot: Snapshot, choice: Choice)
     customLimits: limits,
     memoryNotes: memoryNotes(candidates),
     gpuNotes: gpuNotes(nodes),
+    cpuNotes: cpuNotes(candidates),
     gpuUse: gpuUseLines(ready),
     liveGpus: liveGpuLines(selected ? selected.name : null, snapshot.gpu_metrics),
     summary: request

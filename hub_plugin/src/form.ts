@@ -254,6 +254,7 @@ export class SpawnForm {
     );
     setText(field<HTMLElement>(this.root, '[data-tk-memory-note]'), result.memoryNotes.join(' '));
     setText(field<HTMLElement>(this.root, '[data-tk-gpu-note]'), result.gpuNotes.join(' '));
+    setText(field<HTMLElement>(this.root, '[data-tk-cpu-note]'), result.cpuNotes.join(' '));
     this.renderLines('[data-tk-gpu-use]', result.gpuUse);
     this.renderLines('[data-tk-live-gpus]', result.liveGpus);
   }

@@ -32,9 +32,22 @@ export function memoryNotes(nodes: NodeInfo[]): string[] {
 /** The distinct `gpu_note` of `nodes` (why a node shows no GPUs, e.g. "NVML is not available
  *  on this machine: ..."), in node order; with several, each prefixed by its node's name. */
 export function gpuNotes(nodes: NodeInfo[]): string[] {
+  return distinctNotes(nodes, node => node.gpu_note);
+}
+
+/** The distinct `cpu_note` of `nodes` (what free CPU means on the local machine: shared or
+ *  reserved), in node order; with several, each prefixed by its node's name. */
+export function cpuNotes(nodes: NodeInfo[]): string[] {
+  return distinctNotes(nodes, node => node.cpu_note);
+}
+
+function distinctNotes(
+  nodes: NodeInfo[],
+  noteOf: (node: NodeInfo) => string | null | undefined
+): string[] {
   const noted = nodes
-    .filter(node => node.gpu_note)
-    .map(node => [node.name, String(node.gpu_note)] as const);
+    .filter(node => noteOf(node))
+    .map(node => [node.name, String(noteOf(node))] as const);
   const texts = unique(noted.map(([, note]) => note));
   return texts.length <= 1 ? texts : unique(noted.map(([name, note]) => `${name}: ${note}`));
 }

@@ -9,7 +9,14 @@ import { describe, it } from 'node:test';
 
 import { customLimitsText, evaluate } from '../src/evaluate.ts';
 import { normalizeRegistry, parseImageReference } from '../src/imageReference.ts';
-import { gpuNotes, gpuUseLines, liveGpuLines, liveNodeLabel, memoryNotes } from '../src/notes.ts';
+import {
+  cpuNotes,
+  gpuNotes,
+  gpuUseLines,
+  liveGpuLines,
+  liveNodeLabel,
+  memoryNotes
+} from '../src/notes.ts';
 import {
   gpuAbsence,
   gpuKindLabel,
@@ -152,6 +159,9 @@ describe('shared vectors: node notes', () => {
     }
     for (const c of notes.gpu_use_lines) {
       assert.deepEqual(gpuUseLines(c.nodes), c.expected);
+    }
+    for (const c of notes.cpu_notes) {
+      assert.deepEqual(cpuNotes(c.nodes), c.expected);
     }
     for (const c of notes.live_node_label) {
       assert.equal(liveNodeLabel(c.label, c.name, c.gpu_metrics), c.expected);

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jupyter_tk.hub.node_notes import (
+    cpu_notes,
     gpu_notes,
     gpu_use_lines,
     live_gpu_lines,
@@ -319,6 +320,8 @@ def build_form_view(
         },
         # Why there are no GPUs where the inventory knows (e.g. "NVML is not available ...").
         "gpu_notes": gpu_notes(nodes),
+        # What free CPU means where the server may run (the local machine: shared or reserved).
+        "cpu_notes": cpu_notes(candidates),
         "caps": {
             "cpu": format_cores(rule.max.cpu),
             "memory": format_bytes(rule.max.memory),

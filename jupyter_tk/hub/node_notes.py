@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from jupyter_tk.hub.quantities import format_bytes
 
 __all__ = [
+    "cpu_notes",
     "gpu_notes",
     "gpu_use_lines",
     "live_gpu_lines",
@@ -46,16 +47,24 @@ def memory_notes(nodes: Iterable[Mapping]) -> list[str]:
     return list(dict.fromkeys(f"{name}: {note}" for name, note in noted))
 
 
-def gpu_notes(nodes: Iterable[Mapping]) -> list[str]:
-    """The distinct ``gpu_note`` of ``nodes`` (why a node shows no GPUs, e.g. "NVML is not
-    available on this machine: ..."), in node order; with several, prefixed by the node's name."""
-    noted = [
-        (str(node.get("name", "")), node["gpu_note"]) for node in nodes if node.get("gpu_note")
-    ]
+def _distinct_notes(nodes: Iterable[Mapping], key: str) -> list[str]:
+    noted = [(str(node.get("name", "")), node[key]) for node in nodes if node.get(key)]
     texts = list(dict.fromkeys(note for _, note in noted))
     if len(texts) <= 1:
         return texts
     return list(dict.fromkeys(f"{name}: {note}" for name, note in noted))
+
+
+def gpu_notes(nodes: Iterable[Mapping]) -> list[str]:
+    """The distinct ``gpu_note`` of ``nodes`` (why a node shows no GPUs, e.g. "NVML is not
+    available on this machine: ..."), in node order; with several, prefixed by the node's name."""
+    return _distinct_notes(nodes, "gpu_note")
+
+
+def cpu_notes(nodes: Iterable[Mapping]) -> list[str]:
+    """The distinct ``cpu_note`` of ``nodes`` (what free CPU means on the local machine: shared
+    or reserved), in node order; with several, prefixed by the node's name."""
+    return _distinct_notes(nodes, "cpu_note")
 
 
 def _device_text(device: Mapping, name: str) -> str:

@@ -89,6 +89,9 @@ def test_login_form_and_lab_with_the_gpu_and_examples_panels(hub, page, screensh
         assert "memory advisory" in page.locator("#jp-tk-node option[data-reason]").inner_text()
     expect(page.locator("#jp-tk-gpu-use li").first).to_contain_text("GPU 0: free")
     expect(page.locator("[data-tk-custom-limits]")).to_contain_text("· 2 GPUs")
+    # What free CPU means here (time-shared by default), in the inventory's words, by the node.
+    expect(page.locator("#jp-tk-cpu-note")).to_have_text(machine["cpu_note"])
+    assert machine["cpu_note"].startswith("CPU is time-shared on this machine")
     screenshot(page, "local-spawn-form", full_page=True)
 
     # And when she starts, she lands in JupyterLab

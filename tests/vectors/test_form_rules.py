@@ -19,6 +19,7 @@ from jupyter_tk.hub.form import parse_form, submitted_choice
 from jupyter_tk.hub.form_view import _front_end_config, build_form_view, node_label
 from jupyter_tk.hub.image_reference import normalize_registry, parse_image_reference
 from jupyter_tk.hub.node_notes import (
+    cpu_notes,
     gpu_notes,
     gpu_use_lines,
     live_gpu_lines,
@@ -238,6 +239,11 @@ def test_gpu_notes(case):
 @pytest.mark.parametrize("case", NOTES["gpu_use_lines"])
 def test_gpu_use_lines(case):
     assert gpu_use_lines(case["nodes"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", NOTES["cpu_notes"])
+def test_cpu_notes(case):
+    assert cpu_notes(case["nodes"]) == case["expected"]
 
 
 @pytest.mark.parametrize("case", NOTES["live_node_label"])
