@@ -44,6 +44,11 @@ def test_lab_warns_then_the_idle_gpu_server_stops(hub, page, screenshot):
         re.compile(r"this server stops in \d+ seconds \(at .+\) to free it\. Save your work; ")
     )
     expect(toast).to_contain_text("running code keeps it.")
+    # The toast slides in from the right: the picture waits until it lies inside the window.
+    page.wait_for_function(
+        """() => { const t = document.querySelector('.Toastify__toast');
+                   return t && t.getBoundingClientRect().right <= window.innerWidth; }"""
+    )
     screenshot(page, "lab-gpu-idle-warning")
 
     # And the hub stops it, and the GPU is free again
