@@ -34,7 +34,13 @@ def z2jh_hub(workdir, sim, catalog_url: str) -> KubeHub:
     """The test hub (dummy login, ports, the simulated API) with extraConfig as its only
     jupyter-tk config: the harness's own load of kubernetes_config.py is taken out, since
     the chart loads it once, from extraConfig."""
-    hub = KubeHub(workdir, sim, catalog=catalog_url, extra_config=RUN_EXTRA_CONFIG)
+    return take_out_own_load(
+        KubeHub(workdir, sim, catalog=catalog_url, extra_config=RUN_EXTRA_CONFIG)
+    )
+
+
+def take_out_own_load(hub: KubeHub) -> KubeHub:
+    """Remove the harness's load of kubernetes_config.py: extraConfig loads it, once."""
     own_load = f"load_subconfig({str(KUBERNETES_CONFIG)!r})\n"
     text = hub.config_path.read_text()
     assert own_load in text
