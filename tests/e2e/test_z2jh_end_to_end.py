@@ -21,31 +21,23 @@ from tests.deploy.conftest import assert_valid_kubernetes
 from tests.deploy.test_z2jh_hub import RUN_EXTRA_CONFIG, take_out_own_load
 from tests.e2e.test_oidc_login import ACCOUNTS, UNIVERSITY_POLICY, person, sign_in
 from tests.fakes.nvml import fake_config, fake_gpu, nvml_env
-from tests.hub.test_culling_kubernetes import Kubelet
+from tests.hub.test_culling_kubernetes import TIMEOUT, CullingKubeHub, Kubelet
 from tests.oidc.harness import OidcProvider
 from tests.support.hub_process import free_hub_port
-from tests.support.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.support.kube_hub import CatalogServer, SimulatedApiProcess
 from tests.support.spawn_fixtures import CATALOG_ITEMS, GPU
 
-TIMEOUT, WARNING = 12, 6
 POD = "jupyter-ana"
 HOME = "/home/jovyan"
 
 
-class Z2jhHub(KubeHub):
-    """The test hub running the values' extraConfig, signing in through the provider."""
+class Z2jhHub(CullingKubeHub):
+    """The culling test hub running the values' extraConfig, signing in through the provider."""
 
     provider: OidcProvider | None = None
 
     def env(self) -> dict[str, str]:
-        env = super().env()
-        env.update(
-            self.provider.hub_env(),
-            JUPYTER_TK_GPU_IDLE_TIMEOUT=str(TIMEOUT),
-            JUPYTER_TK_GPU_IDLE_WARNING=str(WARNING),
-            JUPYTER_TK_CULL_EVERY="1",
-        )
-        return env
+        return {**super().env(), **self.provider.hub_env()}
 
 
 @pytest.fixture(scope="module")
