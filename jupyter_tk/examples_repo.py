@@ -135,9 +135,11 @@ def _unpack(mirror: Path, commit: str, target: Path, timeout: float) -> None:
 
 def _prune(versions: Path, keep: set[str], count: int) -> None:
     """Remove old versions, keeping the newest ``count`` and those in ``keep``."""
-    names = sorted(
-        (p.name for p in versions.iterdir() if _VERSION_RE.fullmatch(p.name)), reverse=True
-    )
+    # Newest first: by the stamp in the name, then (two versions in one second, whose names
+    # differ only by commit) by when the folder was filled.
+    found = [p for p in versions.iterdir() if _VERSION_RE.fullmatch(p.name)]
+    found.sort(key=lambda p: (p.name.split("-", 1)[0], p.stat().st_mtime_ns), reverse=True)
+    names = [p.name for p in found]
     for name in names[count:]:
         if name not in keep:
             shutil.rmtree(versions / name, ignore_errors=True)

@@ -143,16 +143,22 @@ def sign_out(page, hub) -> None:
     page.wait_for_url(re.compile(r".*/hub/login.*"))
 
 
+CUSTOM_CARD = '[data-tk-preset="custom"] .jp-tk-card-description'
+
+
 def expect_gpu_presets(page) -> None:
     for slug in GPU_PRESETS:
         expect(page.locator(f"#jp-tk-profile-{slug}")).to_be_visible()
     expect(page.locator("[data-tk-policy-message]")).to_have_count(0)
+    expect(page.locator(CUSTOM_CARD)).to_have_text("Choose CPU, memory and GPUs yourself below.")
 
 
 def expect_cpu_only_with_note(page) -> None:
     for slug in GPU_PRESETS:
         expect(page.locator(f"#jp-tk-profile-{slug}")).to_have_count(0)
     expect(page.locator("[data-tk-policy-message]")).to_have_text(NOTE)
+    # No GPUs in this rule: the Custom card does not offer them either.
+    expect(page.locator(CUSTOM_CARD)).to_have_text("Choose CPU and memory yourself below.")
 
 
 def expect_admin(page, hub, admin: bool) -> None:
