@@ -9,7 +9,6 @@ shipped Kubernetes config against the simulated API, and a hub on the shipped lo
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from tests.support.contract import contract_errors, stale_targets, targets, type
 from tests.support.kube_hub import kube_hub_with_catalog
 from tests.support.lab_server import LabServer
 from tests.support.local_hub import LocalHub
+from tests.support.polling import wait_for
 
 IMAGE = "tk-jupyter-ml-gpu"
 
@@ -27,18 +27,6 @@ IMAGE = "tk-jupyter-ml-gpu"
 def assert_matches(value, shape) -> None:
     errors = contract_errors(value, shape)
     assert not errors, f"{shape.__name__} contract broken:\n" + "\n".join(errors)
-
-
-def poll(check, timeout: float, interval: float = 0.1):
-    """`check()` until it returns something truthy; that value, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(interval)
 
 
 # -- the checker and the generator themselves ----------------------------------------------------
@@ -109,10 +97,10 @@ def lab(tmp_path_factory):
 
 
 def test_gpu_answers_match_the_contract(lab):
-    snapshot = poll(lambda: (s := lab.api("jupyter-tk/api/gpus"))["devices"] and s, timeout=30)
+    snapshot = wait_for(lambda: (s := lab.api("jupyter-tk/api/gpus"))["devices"] and s, timeout=30)
     assert_matches(snapshot, server_contract.GpuSnapshot)
     assert [d["mig"] for d in snapshot["devices"]] == [False, True, True]
-    history = poll(lambda: (h := lab.api("jupyter-tk/api/gpus/history"))["devices"] and h, 30)
+    history = wait_for(lambda: (h := lab.api("jupyter-tk/api/gpus/history"))["devices"] and h, 30)
     assert_matches(history, server_contract.GpuHistory)
 
 
@@ -146,7 +134,7 @@ def synced(user) -> dict | None:
 
 
 def test_kubernetes_snapshot_matches_the_contract(kube_hub):
-    body = poll(lambda: synced(kube_hub.login("alice")), timeout=20)
+    body = wait_for(lambda: synced(kube_hub.login("alice")), timeout=20)
     assert_matches(body, hub_contract.ResourcesSnapshot)
     assert body["source"] == "kubernetes"
     assert any(node["gpus"] for node in body["nodes"])
@@ -154,7 +142,7 @@ def test_kubernetes_snapshot_matches_the_contract(kube_hub):
 
 def test_stored_user_options_match_the_contract(kube_hub):
     alice = kube_hub.login("alice")
-    poll(lambda: synced(alice), timeout=20)
+    wait_for(lambda: synced(alice), timeout=20)
     fields = {
         "profile": "custom",
         "image": "tk-jupyter-ml-gpu",
@@ -167,7 +155,7 @@ def test_stored_user_options_match_the_contract(kube_hub):
     }
     response = alice.submit_form(fields)
     assert response.status_code == 302, response.text[-2000:]
-    server = poll(alice.server, timeout=10)
+    server = wait_for(alice.server, timeout=10)
     assert_matches(server["user_options"], hub_contract.UserOptions)
     assert server["user_options"]["gpu"]["resource"] == "nvidia.com/gpu"
     alice.stop_server()
@@ -177,7 +165,7 @@ def test_local_snapshot_matches_the_contract(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("contract-local-hub")
     with LocalHub(workdir) as hub:
         alice = hub.login("alice")
-        body = poll(lambda: synced(alice), timeout=20)
+        body = wait_for(lambda: synced(alice), timeout=20)
     assert_matches(body, hub_contract.ResourcesSnapshot)
     (node,) = body["nodes"]
     assert {"memory_enforced", "cpu_mode"} <= node.keys()

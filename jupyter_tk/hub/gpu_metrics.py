@@ -15,7 +15,6 @@ that pod's ``pod`` and ``namespace``. Framebuffer figures are in MiB.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from jupyter_tk.background import cancel_and_wait
 from jupyter_tk.hub.quantities import format_bytes
 
 __all__ = ["METRICS", "GpuMetrics", "parse_dcgm_vector"]
@@ -113,11 +113,8 @@ class GpuMetrics(LoggingConfigurable):
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

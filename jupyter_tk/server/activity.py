@@ -12,7 +12,6 @@ watches. It also reports how long ago the last work was to the hub's GPU idle ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -22,6 +21,8 @@ from urllib.parse import quote
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
+
+from jupyter_tk.background import cancel_and_wait
 
 # How often to look before the hub has said how often it wants to hear (seconds).
 _FIRST_REPORT_SECONDS = 60.0
@@ -89,11 +90,8 @@ class ActivityReporter(LoggingConfigurable):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

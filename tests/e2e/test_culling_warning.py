@@ -12,9 +12,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_local_hub import quiet_lab_settings
-from tests.hub.test_culling import CullingHub, idle_gpus, start_gpu_server, wait_for
+from tests.hub.test_culling import CullingHub, idle_gpus, start_gpu_server
 from tests.support.lab_server import require_built_labextension
 from tests.support.local_hub import PASSWORD
+from tests.support.polling import wait_for
 
 TIMEOUT, WARNING = 60, 45
 

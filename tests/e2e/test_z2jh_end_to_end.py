@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -25,6 +24,7 @@ from tests.hub.test_culling_kubernetes import TIMEOUT, CullingKubeHub, Kubelet
 from tests.oidc.harness import OidcProvider
 from tests.support.hub_process import free_hub_port
 from tests.support.kube_hub import CatalogServer, SimulatedApiProcess
+from tests.support.polling import wait_for
 from tests.support.spawn_fixtures import CATALOG_ITEMS, GPU
 
 POD = "jupyter-ana"
@@ -76,14 +76,6 @@ def gpu_free(page, hub) -> int:
     snapshot = page.request.get(f"{hub.url}/hub/api/tk/resources").json()
     (node,) = [n for n in snapshot["nodes"] if n["name"] == "gpu-1"]
     return next(g for g in node["gpus"] if g["resource"] == GPU)["free"]
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
-    return result
 
 
 def test_sign_in_by_group_spawn_with_storage_tiers_and_the_idle_gpu_is_given_back(

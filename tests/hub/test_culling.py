@@ -20,6 +20,7 @@ from tornado.websocket import websocket_connect
 
 from tests.fakes.nvml import fake_config, fake_gpu, write_nvml_config
 from tests.support.local_hub import LocalHub, custom_form
+from tests.support.polling import wait_for
 
 GPU = "nvidia.com/gpu"
 GPU_IDLE_TIMEOUT = 10
@@ -73,16 +74,6 @@ def start_gpu_server(hub, name: str):
     # Lab's cookie for the server's own API (see NOTES: one HTML page first).
     assert user.open_lab().status_code == 200
     return user
-
-
-def wait_for(condition, timeout: float, what: str, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def activity(user) -> dict:

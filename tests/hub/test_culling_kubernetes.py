@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.nvml import fake_config, fake_gpu, nvml_env
-from tests.hub.test_culling import wait_for
 from tests.support.hub_process import free_hub_port, terminate
 from tests.support.kube_hub import CatalogServer, KubeHub, SimulatedApiProcess
+from tests.support.polling import wait_for
 from tests.support.spawn_fixtures import CATALOG_ITEMS, GPU
 
 TIMEOUT, WARNING = 12, 6

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from tests.fakes.clusters import make_cluster
 from tests.fakes.dcgm_exporter import devices_for_cluster
 from tests.support.contract import contract_errors
 from tests.support.kube_hub import kube_hub_with_catalog
+from tests.support.polling import wait_for
 from tests.support.prometheus import DcgmExporterProcess, PrometheusProcess
 
 MIB = 2**20
@@ -171,17 +171,6 @@ def test_series_without_a_node_are_dropped_and_mig_instances_kept_apart():
     assert (second["memory_used"], second["memory_total"]) == (5 * MIB, None)
 
 
-def wait_for(check, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(interval)
-
-
 def test_the_resources_endpoint_carries_live_figures_and_survives_prometheus(
     tmp_path, sim, prometheus
 ):
@@ -199,7 +188,7 @@ def test_the_resources_endpoint_carries_live_figures_and_survives_prometheus(
             block = alice.resources().get("gpu_metrics") or {}
             return block if block.get("available") and not block.get("stale") else None
 
-        block = wait_for(live)
+        block = wait_for(live, timeout=60)
         assert contract_errors(alice.resources(), ResourcesSnapshot) == []
         assert block["source"] == "prometheus"
         gpus = block["nodes"]["gpu-1"]
@@ -213,7 +202,7 @@ def test_the_resources_endpoint_carries_live_figures_and_survives_prometheus(
             block = alice.resources()["gpu_metrics"]
             return block if block["stale"] else None
 
-        block = wait_for(stale)
+        block = wait_for(stale, timeout=60)
         assert block["message"].startswith("Live GPU figures are out of date: Prometheus")
         assert block["nodes"]["gpu-1"] == gpus  # the last figures, marked stale
         answer = alice.api("GET", "/hub/api/tk/resources", headers={"If-None-Match": etag})

@@ -8,12 +8,12 @@ start and hold the device, the others are refused with a reason and start nothin
 import concurrent.futures
 import itertools
 import threading
-import time
 
 import pytest
 
 from tests.fakes.nvml import fake_gpu, fake_mig_gpu
 from tests.support.local_hub import LocalHub, custom_form
+from tests.support.polling import wait_for
 
 GPU = "nvidia.com/gpu"
 MIG = "nvidia.com/mig-1g.10gb"
@@ -47,13 +47,6 @@ def at_once(calls):
 
     with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
         return list(pool.map(run, calls))
-
-
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.25)
 
 
 def by_form(user, resource):
@@ -101,7 +94,7 @@ def test_only_one_of_several_spawns_at_once_gets_the_last_device(hub, path, reso
     try:
         for user in users:
             if user is not winner:
-                wait_for(lambda user=user: user.server() is None)
+                wait_for(lambda user=user: user.server() is None, timeout=60)
         kind = gpu_kind(winner.resources(), resource)
         assert kind["free"] == 0
         assert [d["taken_by"] for d in kind["devices"]] == [[winner.name]]

@@ -6,7 +6,6 @@ them. One hub serves the whole module; cleanup_servers is off so a hub restart c
 """
 
 import concurrent.futures
-import time
 
 import psutil
 import pytest
@@ -14,6 +13,7 @@ import requests
 
 from tests.fakes.nvml import fake_uuid
 from tests.support.local_hub import LocalHub, custom_form
+from tests.support.polling import wait_for
 
 GPU = "nvidia.com/gpu"
 MIG = "nvidia.com/mig-1g.10gb"
@@ -163,13 +163,6 @@ def test_a_mig_slice_is_the_only_gpu_its_server_sees(hub):
     assert gpu_kind(dave.resources(), MIG)["free"] == 2
 
 
-def wait_for(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.25)
-
-
 def test_a_server_that_dies_gives_its_gpu_back(hub):
     grace = hub.login("grace")
     assert grace.submit_form(custom_form("0.5", "512Mi", GPU, "1")).status_code == 302
@@ -177,8 +170,8 @@ def test_a_server_that_dies_gives_its_gpu_back(hub):
     assert gpu_kind(grace.resources(), GPU)["free"] == 1
     # When its process is killed behind the hub's back, the hub's poll notices
     server_process(hub, "grace").kill()
-    wait_for(lambda: grace.server() is None)
-    wait_for(lambda: gpu_kind(grace.resources(), GPU)["free"] == 2)
+    wait_for(lambda: grace.server() is None, timeout=30)
+    wait_for(lambda: gpu_kind(grace.resources(), GPU)["free"] == 2, timeout=30)
 
 
 def test_a_server_that_fails_to_start_gives_its_gpu_back(hub):
@@ -188,7 +181,7 @@ def test_a_server_that_fails_to_start_gives_its_gpu_back(hub):
     # The hub reports a spawn that fails this fast on the spawn page itself
     assert response.status_code == 500
     assert "does not exist on this machine: /nonexistent/jupyterhub-singleuser" in response.text
-    wait_for(lambda: heidi.server() is None)
+    wait_for(lambda: heidi.server() is None, timeout=30)
     resources = heidi.resources()
     assert gpu_kind(resources, GPU)["free"] == 2
     assert resources["nodes"][0]["requested"]["cpu"] == 0

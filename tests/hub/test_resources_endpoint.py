@@ -9,8 +9,6 @@ who holds a GPU is shown only to those who may read that user's name.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from traitlets.config import Config
@@ -24,21 +22,10 @@ from jupyter_tk.hub.setup import configured_inventory_class, setup_hub
 from tests.fakes.clusters import make_pod
 from tests.support.kube_hub import KubeHub, kube_hub_with_catalog
 from tests.support.local_hub import LocalHub, custom_form
+from tests.support.polling import wait_for
 
 RESOURCES = "tk/resources"
 DEPRECATED = "extra_handlers is deprecated"
-
-
-def wait_for(check, timeout: float, interval: float = 0.02):
-    """Poll `check()` until it returns something truthy; return it, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(interval)
 
 
 def api_url(hub: KubeHub, path: str = RESOURCES) -> str:
@@ -133,12 +120,12 @@ def test_pod_added_and_deleted_shows_within_one_second(hub, alice, sim):
     etag = alice.get(api_url(hub), timeout=10).headers["ETag"]
     pod = make_pod("extra", "ml", node="gpu-1", limits={"nvidia.com/gpu": "1"})
     sim.create_pod(pod)
-    wait_for(lambda: free_gpus(alice, hub) == 0, timeout=1.0)
+    wait_for(lambda: free_gpus(alice, hub) == 0, timeout=1.0, interval=0.02)
     changed = alice.get(api_url(hub), headers={"If-None-Match": etag}, timeout=10)
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
     sim.delete_pod("extra", "ml")
-    wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0)
+    wait_for(lambda: free_gpus(alice, hub) == 1, timeout=1.0, interval=0.02)
 
 
 # -- the wiring call, without a hub ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Waiting, in async tests, for something a background thread or task does."""
+"""Waiting in tests for something a background thread, task or process does."""
 
 import asyncio
 import time
@@ -15,3 +15,16 @@ async def wait_until(condition, timeout: float = 10.0):
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def wait_for(condition, timeout: float, what: str = "condition not met", interval: float = 0.1):
+    """Poll ``condition()`` (in the test's own thread) until it returns something truthy; return
+    that, or fail saying ``what`` once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        time.sleep(interval)

@@ -10,7 +10,6 @@ version.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
+from jupyter_tk.background import cancel_and_wait
 from jupyter_tk.hub.registry import shared_instance
 
 __all__ = ["Inventory", "get_inventory"]
@@ -96,11 +96,8 @@ class Inventory(LoggingConfigurable):
 
     async def _stop_task(self) -> None:
         """Cancel the background task (if any) and wait until it has ended."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     # -- read side -----------------------------------------------------------------------------
 
